@@ -1,0 +1,197 @@
+//! Items used by the code `#[route_read]` and `#[route_write]` generate.
+//! Not part of the public API: names and signatures change without notice.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+pub use inventory;
+
+pub use crate::handler::{NoMatch, Prepared};
+pub use crate::route::{Kind, Location, RouteDef};
+use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, run_async, run_blocking};
+use crate::proto::Mode;
+use crate::{FromRequest, TftpError};
+
+/// `client_host` by name.
+#[diagnostic::on_unimplemented(
+    message = "`client_host` binds the client's address: take it as IpAddr or String, not `{Self}`"
+)]
+pub trait FromClientHost {
+    /// Converts the address.
+    fn from_client_host(ip: IpAddr) -> Self;
+}
+impl FromClientHost for IpAddr {
+    fn from_client_host(ip: IpAddr) -> Self {
+        ip
+    }
+}
+impl FromClientHost for String {
+    fn from_client_host(ip: IpAddr) -> Self {
+        ip.to_string()
+    }
+}
+
+/// `client_port` by name.
+#[diagnostic::on_unimplemented(
+    message = "`client_port` binds the client's port: take it as u16, not `{Self}`"
+)]
+pub trait FromClientPort {
+    /// Converts the port.
+    fn from_client_port(port: u16) -> Self;
+}
+impl FromClientPort for u16 {
+    fn from_client_port(port: u16) -> Self {
+        port
+    }
+}
+
+/// `filename` by name.
+#[diagnostic::on_unimplemented(
+    message = "`filename` binds the requested file name: take it as &str, String or PathBuf, not `{Self}`"
+)]
+pub trait FromFilename<'a> {
+    /// Converts the name.
+    fn from_filename(name: &'a str) -> Self;
+}
+impl<'a> FromFilename<'a> for &'a str {
+    fn from_filename(name: &'a str) -> Self {
+        name
+    }
+}
+impl FromFilename<'_> for String {
+    fn from_filename(name: &str) -> Self {
+        name.to_owned()
+    }
+}
+impl FromFilename<'_> for PathBuf {
+    fn from_filename(name: &str) -> Self {
+        PathBuf::from(name)
+    }
+}
+
+/// `mode` by name.
+#[diagnostic::on_unimplemented(
+    message = "`mode` binds the transfer mode: take it as emmer::Mode, String or &str, not `{Self}`"
+)]
+pub trait FromMode {
+    /// Converts the mode.
+    fn from_mode(mode: Mode) -> Self;
+}
+impl FromMode for Mode {
+    fn from_mode(mode: Mode) -> Self {
+        mode
+    }
+}
+impl FromMode for String {
+    fn from_mode(mode: Mode) -> Self {
+        mode.as_str().to_owned()
+    }
+}
+impl FromMode for &'static str {
+    fn from_mode(mode: Mode) -> Self {
+        mode.as_str()
+    }
+}
+
+/// `data` by name: the whole upload.
+#[diagnostic::on_unimplemented(
+    message = "`data` binds the uploaded bytes: take it as Vec<u8>, Bytes or String, not `{Self}`"
+)]
+pub trait FromBody: Sized {
+    /// Converts the upload.
+    ///
+    /// # Errors
+    ///
+    /// When the bytes do not fit the type (a `String` that is not UTF-8).
+    fn from_body(data: Vec<u8>) -> Result<Self, TftpError>;
+}
+impl FromBody for Vec<u8> {
+    fn from_body(data: Vec<u8>) -> Result<Self, TftpError> {
+        Ok(data)
+    }
+}
+impl FromBody for bytes::Bytes {
+    fn from_body(data: Vec<u8>) -> Result<Self, TftpError> {
+        Ok(bytes::Bytes::from(data))
+    }
+}
+impl FromBody for String {
+    fn from_body(data: Vec<u8>) -> Result<Self, TftpError> {
+        String::from_utf8(data)
+            .map_err(|_| TftpError::illegal_operation("the upload is not UTF-8 text"))
+    }
+}
+
+/// A required capture group, converted with `FromStr`; a failed conversion
+/// (or a group that did not take part) means the route does not match.
+pub fn capture<T: FromStr>(req: &Request, name: &str) -> Result<T, NoMatch> {
+    req.capture(name)
+        .ok_or(NoMatch)?
+        .parse()
+        .map_err(|_| NoMatch)
+}
+
+/// An optional capture group: `None` when it did not take part in the match;
+/// a value that does not convert means the route does not match.
+pub fn capture_opt<T: FromStr>(req: &Request, name: &str) -> Result<Option<T>, NoMatch> {
+    match req.capture(name) {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| NoMatch),
+    }
+}
+
+/// A parameter bound by type.
+pub fn extract<T: FromRequest>(req: &Request) -> Result<T, TftpError> {
+    T::from_request(req).map_err(Into::into)
+}
+
+/// Runs a plain read handler on the blocking pool.
+pub fn read_blocking<R, F>(f: F) -> Prepared
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: IntoReadResponse,
+{
+    Prepared::Read(Box::pin(run_blocking(move || f().into_read_response())))
+}
+
+/// Runs an async read handler on its own task.
+pub fn read_async<R, Fut>(fut: Fut) -> Prepared
+where
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoReadResponse,
+{
+    Prepared::Read(Box::pin(run_async(async move { fut.await.into_read_response() })))
+}
+
+/// Runs a plain write handler on the blocking pool once the upload is complete.
+pub fn write_blocking<R, F>(f: F) -> Prepared
+where
+    F: FnOnce(Vec<u8>) -> Result<R, TftpError> + Send + 'static,
+    R: IntoWriteResponse,
+{
+    Prepared::WriteBuffered(Box::new(move |data| {
+        Box::pin(run_blocking(move || f(data)?.into_write_response()))
+    }))
+}
+
+/// Runs an async write handler on its own task once the upload is complete.
+pub fn write_async<R, F, Fut>(f: F) -> Prepared
+where
+    F: FnOnce(Vec<u8>) -> Result<Fut, TftpError> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoWriteResponse,
+{
+    Prepared::WriteBuffered(Box::new(move |data| {
+        Box::pin(run_async(async move {
+            let fut = f(data)?;
+            fut.await.into_write_response()
+        }))
+    }))
+}
+
+/// Binding failed: the client gets the error.
+pub fn reject(e: TftpError) -> Prepared {
+    Prepared::Reject(e)
+}

@@ -1,0 +1,162 @@
+//! What handlers return: read bodies and write verdicts.
+
+use std::fmt;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+
+use crate::TftpError;
+
+/// The content a read route sends.
+///
+/// Built from what a handler returns (see [`IntoReadResponse`]): a buffer
+/// whose size is known, a file (streamed, size known) or any [`AsyncRead`]
+/// (streamed, size unknown).
+pub struct ReadBody {
+    pub(crate) kind: BodyKind,
+}
+
+pub(crate) enum BodyKind {
+    Bytes(Bytes),
+    Stream {
+        reader: Pin<Box<dyn AsyncRead + Send>>,
+        size: Option<u64>,
+    },
+}
+
+impl ReadBody {
+    /// A body held in memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let body = emmer::ReadBody::from_bytes("hello");
+    /// assert_eq!(body.size(), Some(5));
+    /// ```
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            kind: BodyKind::Bytes(bytes.into()),
+        }
+    }
+
+    /// A body read as it is sent; `size` is announced as tsize when given.
+    pub fn from_reader(reader: impl AsyncRead + Send + 'static, size: Option<u64>) -> Self {
+        Self {
+            kind: BodyKind::Stream {
+                reader: Box::pin(reader),
+                size,
+            },
+        }
+    }
+
+    /// The size in bytes, when it is known before sending.
+    pub fn size(&self) -> Option<u64> {
+        match &self.kind {
+            BodyKind::Bytes(b) => Some(b.len() as u64),
+            BodyKind::Stream { size, .. } => *size,
+        }
+    }
+}
+
+impl fmt::Debug for ReadBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            BodyKind::Bytes(b) => write!(f, "ReadBody::Bytes({} bytes)", b.len()),
+            BodyKind::Stream { size, .. } => write!(f, "ReadBody::Stream(size {size:?})"),
+        }
+    }
+}
+
+/// What a read handler may return.
+///
+/// | returned | sent |
+/// |---|---|
+/// | `&'static str`, `String`, `Vec<u8>`, `&'static [u8]`, `Bytes` | the bytes |
+/// | [`ReadBody`] | the body (buffer or stream) |
+/// | `Option<T>` | `T`, or ERROR 1 (file not found) for `None` |
+/// | `Result<T, E>` with `E: Into<TftpError>` | `T`, or the error |
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a read handler",
+    note = "a read handler returns &'static str, String, Vec<u8>, &'static [u8], Bytes, emmer::ReadBody, Option<T> or Result<T, E> where E: Into<emmer::TftpError>"
+)]
+pub trait IntoReadResponse {
+    /// The body, or the error for the client.
+    ///
+    /// # Errors
+    ///
+    /// The TFTP error the client gets instead of the file.
+    fn into_read_response(self) -> Result<ReadBody, TftpError>;
+}
+
+impl IntoReadResponse for ReadBody {
+    fn into_read_response(self) -> Result<ReadBody, TftpError> {
+        Ok(self)
+    }
+}
+
+macro_rules! bytes_body {
+    ($($t:ty),*) => {$(
+        impl IntoReadResponse for $t {
+            fn into_read_response(self) -> Result<ReadBody, TftpError> {
+                Ok(ReadBody::from_bytes(self))
+            }
+        }
+    )*};
+}
+bytes_body!(&'static str, String, Vec<u8>, &'static [u8], Bytes);
+
+impl<T: IntoReadResponse> IntoReadResponse for Option<T> {
+    fn into_read_response(self) -> Result<ReadBody, TftpError> {
+        match self {
+            Some(v) => v.into_read_response(),
+            None => Err(TftpError::not_found("file not found")),
+        }
+    }
+}
+
+impl<T: IntoReadResponse, E: Into<TftpError>> IntoReadResponse for Result<T, E> {
+    fn into_read_response(self) -> Result<ReadBody, TftpError> {
+        self.map_err(Into::into)?.into_read_response()
+    }
+}
+
+/// What a write handler may return: `()` accepts the upload, `false`
+/// rejects it (ERROR 2, access violation), `Err(e)` rejects it with `e`.
+///
+/// A rejection goes to the client as an ERROR instead of the final ACK, so
+/// the client knows the upload failed.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a write handler",
+    note = "a write handler returns (), bool (false rejects the upload) or Result<T, E> where T is one of these and E: Into<emmer::TftpError>"
+)]
+pub trait IntoWriteResponse {
+    /// `Ok` accepts the upload.
+    ///
+    /// # Errors
+    ///
+    /// The TFTP error the client gets instead of the final ACK.
+    fn into_write_response(self) -> Result<(), TftpError>;
+}
+
+impl IntoWriteResponse for () {
+    fn into_write_response(self) -> Result<(), TftpError> {
+        Ok(())
+    }
+}
+
+impl IntoWriteResponse for bool {
+    fn into_write_response(self) -> Result<(), TftpError> {
+        if self {
+            Ok(())
+        } else {
+            Err(TftpError::access_violation("upload rejected by the server"))
+        }
+    }
+}
+
+impl<T: IntoWriteResponse, E: Into<TftpError>> IntoWriteResponse for Result<T, E> {
+    fn into_write_response(self) -> Result<(), TftpError> {
+        self.map_err(Into::into)?.into_write_response()
+    }
+}

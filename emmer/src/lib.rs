@@ -1,0 +1,98 @@
+//! # emmer
+//!
+//! A framework for dynamic TFTP servers: the answer to each request is
+//! computed by a function you write, not read from a directory.
+//!
+//! ```no_run
+//! use std::net::IpAddr;
+//! use emmer::{route_read, route_write};
+//!
+//! #[route_read(r"pxelinux\.cfg/01-(?P<mac>[0-9a-f-]{17})")]
+//! fn pxe_config(client_host: IpAddr, mac: String) -> String {
+//!     format!("# config for {mac} at {client_host}\n")
+//! }
+//!
+//! #[route_write(r"backups/(?P<host>[a-z0-9-]+)\.cfg")]
+//! fn backup(host: String, data: Vec<u8>) -> std::io::Result<()> {
+//!     std::fs::write(std::env::temp_dir().join(format!("{host}.cfg")), data)
+//! }
+//!
+//! fn main() -> emmer::Result<()> {
+//!     emmer::run() // serves on 127.0.0.1:3942 unless EMMER_HOST / EMMER_PORT say otherwise
+//! }
+//! ```
+//!
+//! ## Routes
+//!
+//! [`route_read`] and [`route_write`] register a function for the file names
+//! its regex matches. Patterns match the whole name; routes are tried in a
+//! fixed order (priority, then declaration order): see [`route`].
+//!
+//! ## Handlers
+//!
+//! Parameters bind by name (`client_host`, `client_port`, `filename`, `mode`,
+//! `data`, capture groups) and by type ([`FromRequest`]); return values
+//! convert with [`IntoReadResponse`] and [`IntoWriteResponse`]. A write
+//! handler runs once the whole upload has arrived, and its verdict decides
+//! between the final ACK and an ERROR.
+//!
+//! ## Configuration
+//!
+//! [`run`] reads `EMMER_*` variables; [`App`] configures everything in code.
+//!
+//! ## Protocol
+//!
+//! The engine in [`proto`] implements RFC 1350 (octet and netascii, block
+//! number rollover), RFC 2347 (OACK), 2348 (blksize), 2349 (timeout, tsize)
+//! and 7440 (windowsize) as state machines without I/O; the tokio driver runs
+//! each transfer on its own task and socket.
+
+#![warn(missing_docs)]
+
+mod app;
+mod error;
+pub mod handler;
+pub mod proto;
+pub mod route;
+mod server;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use app::{App, Config};
+pub use bytes::Bytes;
+pub use emmer_macros::{route_read, route_write};
+pub use error::{Error, ErrorCode, Result, TftpError};
+pub use handler::{
+    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State,
+};
+pub use proto::Mode;
+pub use server::Server;
+
+/// Serves the routes declared with [`route_read`] and [`route_write`] until the
+/// process is stopped.
+///
+/// Listens on 127.0.0.1:3942 unless `EMMER_HOST` / `EMMER_PORT` (or the other
+/// `EMMER_*` variables, see [`Config::from_env`]) say otherwise. Starts a
+/// multi-threaded tokio runtime; from async code use [`App::serve`].
+///
+/// # Errors
+///
+/// A bad `EMMER_*` value, an invalid or duplicate route, or a socket that
+/// cannot be bound.
+///
+/// # Examples
+///
+/// ```no_run
+/// fn main() -> emmer::Result<()> {
+///     emmer::run()
+/// }
+/// ```
+pub fn run() -> Result<()> {
+    let app = App::from_env()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("emmer")
+        .build()?;
+    rt.block_on(app.serve())
+}

@@ -1,0 +1,127 @@
+//! The TFTP protocol without I/O: packets, options, netascii and the read and
+//! write transfer state machines.
+//!
+//! Nothing here touches a socket, a clock or tokio. Time comes in as an
+//! argument (`now: Instant`), packets come in decoded, and what must be sent is
+//! polled out into a caller-owned buffer. Every rule of RFC 1350, 2347, 2348,
+//! 2349 and 7440 that the engine follows is unit-tested in these files.
+//!
+//! ```text
+//! driver                     state machine
+//!   recv datagram ──decode──▶ handle_packet(now, &packet)
+//!   timer fired   ─────────▶ handle_timeout(now)
+//!   send          ◀──────── poll_transmit(&mut out)
+//!   arm timer     ◀──────── poll_timeout()
+//!   finish        ◀──────── outcome()
+//! ```
+
+pub mod block;
+pub mod netascii;
+pub mod options;
+pub mod packet;
+pub mod read;
+pub mod write;
+
+use std::time::Duration;
+
+use crate::ErrorCode;
+
+pub use options::{Negotiated, OptionLimits, RequestedOptions};
+pub use packet::{Mode, Packet, PacketError, RequestPacket};
+pub use read::ReadTransfer;
+pub use write::WriteTransfer;
+
+/// How block numbers continue after 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rollover {
+    /// 65535 is followed by 0 (what most clients expect).
+    #[default]
+    ToZero,
+    /// 65535 is followed by 1 (some old clients expect it).
+    ToOne,
+}
+
+/// Timing and limits of one transfer, fixed when it starts.
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    /// Wait this long for an answer before the first retransmission. The
+    /// negotiated `timeout`/`utimeout` option replaces it.
+    pub timeout: Duration,
+    /// Each further retransmission waits `backoff` times longer than the one
+    /// before, up to `max_timeout`.
+    pub backoff: u32,
+    /// Longest wait between two retransmissions.
+    pub max_timeout: Duration,
+    /// Give up after this many retransmissions of the same packet.
+    pub max_retries: u32,
+    /// After the final ACK of an upload, stay this long to re-ACK a
+    /// retransmitted last block.
+    pub dally: Duration,
+    /// What follows block 65535.
+    pub rollover: Rollover,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(1),
+            backoff: 2,
+            max_timeout: Duration::from_secs(8),
+            max_retries: 5,
+            dally: Duration::from_secs(2),
+            rollover: Rollover::ToZero,
+        }
+    }
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every byte was sent and acknowledged (read), or received and
+    /// acknowledged (write).
+    Complete,
+    /// The client answered our OACK with an ERROR: it only wanted the options
+    /// (UEFI firmware asks for `tsize` this way, then sends ERROR 8).
+    SizeProbe,
+    /// The client sent an ERROR and the transfer stopped.
+    PeerError {
+        /// The code the client sent (not always 0..=8).
+        code: u16,
+        /// The client's message.
+        message: String,
+    },
+    /// We ended the transfer with an ERROR.
+    Failed {
+        /// The code we sent.
+        code: ErrorCode,
+        /// The message we sent.
+        message: String,
+    },
+    /// The peer stopped answering: `max_retries` retransmissions went unanswered.
+    TimedOut,
+}
+
+impl Outcome {
+    /// True for [`Outcome::Complete`] and [`Outcome::SizeProbe`].
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Complete | Outcome::SizeProbe)
+    }
+}
+
+/// Parameters of one transfer after option negotiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferParams {
+    /// Bytes of data per block (RFC 2348), 512 unless negotiated.
+    pub blksize: u16,
+    /// Blocks per window (RFC 7440), 1 unless negotiated.
+    pub windowsize: u16,
+}
+
+impl Default for TransferParams {
+    fn default() -> Self {
+        Self {
+            blksize: 512,
+            windowsize: 1,
+        }
+    }
+}
