@@ -55,6 +55,7 @@ pub mod handler;
 pub mod proto;
 pub mod route;
 mod server;
+pub mod testing;
 
 #[doc(hidden)]
 pub mod __private;
@@ -67,7 +68,7 @@ pub use handler::{
     FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State,
 };
 pub use proto::Mode;
-pub use server::Server;
+pub use server::{Server, ShutdownHandle};
 
 /// Serves the routes declared with [`route_read`] and [`route_write`] until the
 /// process is stopped.

@@ -207,7 +207,6 @@ impl fmt::Debug for RouteTable {
 /// The route that took a request, and what to run.
 pub(crate) struct Dispatch {
     pub(crate) route: Arc<str>,
-    pub(crate) request: Request,
     pub(crate) prepared: Prepared,
 }
 
@@ -280,7 +279,6 @@ impl RouteTable {
                 Ok(prepared) => {
                     return Ok(Dispatch {
                         route: Arc::from(route.spec.name.as_str()),
-                        request,
                         prepared,
                     });
                 }
@@ -306,12 +304,11 @@ impl Table {
             })?;
             routes.push(Route { spec, regex });
         }
-        let set = RegexSet::new(routes.iter().map(|r| r.regex.as_str())).map_err(|e| {
-            Error::Config {
+        let set =
+            RegexSet::new(routes.iter().map(|r| r.regex.as_str())).map_err(|e| Error::Config {
                 setting: "routes".into(),
                 message: format!("the route patterns cannot be combined: {e}"),
-            }
-        })?;
+            })?;
         Ok(Self { set, routes })
     }
 }
@@ -323,4 +320,180 @@ pub(crate) fn registered() -> Vec<RouteSpec> {
         .into_iter()
         .map(RouteSpec::from_def)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn def(
+        kind: Kind,
+        pattern: &'static str,
+        priority: i32,
+        file: &'static str,
+        line: u32,
+    ) -> RouteSpec {
+        fn prepare(_: &Request) -> Result<Prepared, NoMatch> {
+            Ok(Prepared::Reject(TftpError::undefined("test")))
+        }
+        RouteSpec::from_def(Box::leak(Box::new(RouteDef {
+            kind,
+            pattern,
+            priority,
+            name: "handler",
+            location: Location::new(file, line, 1),
+            prepare,
+        })))
+    }
+
+    fn order(table: &RouteTable) -> Vec<String> {
+        table
+            .routes()
+            .into_iter()
+            .map(|r| format!("{} {}", r.kind.as_str(), r.pattern))
+            .collect()
+    }
+
+    /// A small deterministic shuffle (xorshift), so the test needs no crate.
+    fn shuffle<T>(v: &mut [T], mut seed: u64) {
+        for i in (1..v.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            v.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+    }
+
+    #[test]
+    fn order_is_priority_then_file_then_line_whatever_the_input_order() {
+        let specs = vec![
+            def(Kind::Read, "a", 0, "src/b.rs", 10),
+            def(Kind::Read, "b", 0, "src/a.rs", 20),
+            def(Kind::Read, "c", 0, "src/a.rs", 5),
+            def(Kind::Read, "d", 5, "src/z.rs", 1),
+            def(Kind::Read, "e", -1, "src/a.rs", 1),
+            def(Kind::Write, "f", 0, "src/a.rs", 30),
+            RouteSpec::builder(
+                Kind::Read,
+                "g".into(),
+                0,
+                0,
+                Arc::new(|_: &Request| Err(NoMatch)),
+            ),
+            RouteSpec::builder(
+                Kind::Read,
+                "h".into(),
+                0,
+                1,
+                Arc::new(|_: &Request| Err(NoMatch)),
+            ),
+        ];
+        let expected = vec![
+            "read d", "read c", "read b", "read a", "read g", "read h", "read e", "write f",
+        ];
+        for seed in 1..50u64 {
+            let mut s = specs.clone();
+            shuffle(&mut s, seed * 0x9E37_79B9_7F4A_7C15);
+            let table = RouteTable::build(s).unwrap();
+            assert_eq!(order(&table), expected, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn duplicate_route_names_both_places() {
+        let err = RouteTable::build(vec![
+            def(Kind::Read, "x.*", 0, "src/one.rs", 3),
+            def(Kind::Write, "x.*", 0, "src/one.rs", 4),
+            def(Kind::Read, "x.*", 0, "src/two.rs", 9),
+        ])
+        .err()
+        .expect("duplicate read routes must be refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("src/one.rs:3:1") && msg.contains("src/two.rs:9:1"),
+            "{msg}"
+        );
+        assert!(msg.contains("read") && msg.contains("\"x.*\""), "{msg}");
+    }
+
+    #[test]
+    fn invalid_builder_pattern_is_a_startup_error() {
+        let err = RouteTable::build(vec![RouteSpec::builder(
+            Kind::Read,
+            "(".into(),
+            0,
+            0,
+            Arc::new(|_: &Request| Err(NoMatch)),
+        )])
+        .err()
+        .expect("an invalid regex must be refused");
+        assert!(err.to_string().contains("App builder route #1"), "{err}");
+    }
+
+    fn tagged(kind: Kind, pattern: &str, tag: &'static str, index: usize) -> RouteSpec {
+        RouteSpec::builder(
+            kind,
+            pattern.into(),
+            0,
+            index,
+            Arc::new(move |req: &Request| {
+                // A capture named `n` must be a number, or the route does not match.
+                if let Some(n) = req.capture("n") {
+                    n.parse::<u32>().map_err(|_| NoMatch)?;
+                }
+                Ok(Prepared::Reject(TftpError::undefined(tag)))
+            }),
+        )
+    }
+
+    fn tag_of(d: Result<Dispatch, TftpError>) -> Result<String, TftpError> {
+        d.map(|d| match d.prepared {
+            Prepared::Reject(e) => e.message().to_owned(),
+            _ => unreachable!("test routes reject"),
+        })
+    }
+
+    #[test]
+    fn patterns_match_the_whole_name_and_failed_captures_fall_through() {
+        let table = RouteTable::build(vec![
+            tagged(Kind::Read, r"boot/(?P<n>\w+)\.cfg", "numbered", 0),
+            tagged(Kind::Read, r"boot/.*", "any", 1),
+            tagged(Kind::Write, r"up/.*", "upload", 2),
+        ])
+        .unwrap();
+        let req = |name: &str| Request::builder(name).build();
+        assert_eq!(
+            tag_of(table.dispatch(Kind::Read, &req("boot/7.cfg"))).unwrap(),
+            "numbered"
+        );
+        // The capture does not parse as u32: the next route takes it.
+        assert_eq!(
+            tag_of(table.dispatch(Kind::Read, &req("boot/x.cfg"))).unwrap(),
+            "any"
+        );
+        // Not anchored at the start or the end: no match.
+        let e = tag_of(table.dispatch(Kind::Read, &req("x/boot/7.cfg"))).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::FileNotFound);
+        assert_eq!(
+            tag_of(table.dispatch(Kind::Read, &req("boot/7.cfg.bak"))).unwrap(),
+            "any"
+        );
+        let e = tag_of(table.dispatch(Kind::Read, &req("up/a"))).unwrap_err();
+        assert_eq!(
+            e.code(),
+            ErrorCode::FileNotFound,
+            "a write route does not serve reads"
+        );
+        let e = tag_of(table.dispatch(Kind::Write, &req("boot/7.cfg"))).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::AccessViolation);
+        assert!(
+            !e.message().contains("127.0.0.1"),
+            "no client address in {e}"
+        );
+        assert_eq!(
+            tag_of(table.dispatch(Kind::Write, &req("up/a"))).unwrap(),
+            "upload"
+        );
+    }
 }

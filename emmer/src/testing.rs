@@ -1,0 +1,519 @@
+//! Test helpers: a server on an ephemeral port and an async TFTP client.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use emmer::testing::TestServer;
+//! use emmer::{App, Request};
+//!
+//! let server = TestServer::start(App::empty().route_read("motd", |_: &Request| "hi")).await;
+//! assert_eq!(server.client().get("motd").await.unwrap(), b"hi");
+//! let err = server.client().get("other").await.unwrap_err();
+//! assert_eq!(err.code(), Some(1));
+//! # }
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+use crate::proto::block::{resolve, to_wire};
+use crate::proto::netascii::{NetasciiDecoder, NetasciiEncoder};
+use crate::proto::packet::{DATA_HEADER, encode_ack, encode_data_header, encode_error};
+use crate::proto::{Mode, Packet, Rollover};
+use crate::server::ShutdownHandle;
+use crate::{App, ErrorCode};
+
+/// A server on 127.0.0.1 with a free port, stopped when dropped.
+#[derive(Debug)]
+pub struct TestServer {
+    addr: SocketAddr,
+    stop: ShutdownHandle,
+}
+
+impl TestServer {
+    /// Binds `app` to 127.0.0.1:0 and serves it on the current runtime.
+    ///
+    /// # Panics
+    ///
+    /// When the app's routes are invalid or the socket cannot be bound: a
+    /// test cannot go on then.
+    pub async fn start(app: App) -> Self {
+        let server = app
+            .bind_to(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+            .bind()
+            .await
+            .unwrap_or_else(|e| panic!("test server failed to start: {e}"));
+        let addr = server.local_addr();
+        let stop = server.shutdown_handle();
+        tokio::spawn(async move {
+            if let Err(e) = server.serve().await {
+                tracing::error!(error = %e, "test server stopped");
+            }
+        });
+        Self { addr, stop }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A client for this server with default settings.
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.shutdown();
+    }
+}
+
+/// Why a client transfer failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The server sent an ERROR.
+    Server {
+        /// The code.
+        code: u16,
+        /// The message.
+        message: String,
+    },
+    /// The server stopped answering.
+    Timeout,
+    /// A socket error.
+    Io(std::io::Error),
+    /// The server broke the protocol.
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The TFTP error code, when the server sent an ERROR.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Server { code, message } => {
+                write!(f, "server sent ERROR {code}: {message}")
+            }
+            ClientError::Timeout => f.write_str("server stopped answering"),
+            ClientError::Io(e) => write!(f, "socket error: {e}"),
+            ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+/// An async TFTP client (RFC 1350 with blksize, windowsize, tsize and
+/// timeout options), for tests and benchmarks.
+#[derive(Debug, Clone)]
+pub struct Client {
+    server: SocketAddr,
+    blksize: Option<u16>,
+    windowsize: Option<u16>,
+    tsize: bool,
+    timeout_opt: Option<u8>,
+    mode: Mode,
+    wait: Duration,
+    retries: u32,
+    extra: Vec<(String, String)>,
+}
+
+/// What a transfer negotiated, as [`Client::get_with_info`] reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferInfo {
+    /// The options the server acknowledged (empty when it sent no OACK).
+    pub oack: Vec<(String, String)>,
+    /// Packets the client sent again after a timeout.
+    pub retransmits: u32,
+}
+
+impl Client {
+    /// A client for `server`: octet mode, no options, 1 s timeout, 5 retries.
+    pub fn new(server: SocketAddr) -> Self {
+        Self {
+            server,
+            blksize: None,
+            windowsize: None,
+            tsize: false,
+            timeout_opt: None,
+            mode: Mode::Octet,
+            wait: Duration::from_secs(1),
+            retries: 5,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Asks for a block size (RFC 2348).
+    pub fn blksize(mut self, n: u16) -> Self {
+        self.blksize = Some(n);
+        self
+    }
+
+    /// Asks for a window size (RFC 7440).
+    pub fn windowsize(mut self, n: u16) -> Self {
+        self.windowsize = Some(n);
+        self
+    }
+
+    /// Sends the tsize option (0 on a read, the length on a write).
+    pub fn tsize(mut self, on: bool) -> Self {
+        self.tsize = on;
+        self
+    }
+
+    /// Asks for a retransmission timeout in seconds (RFC 2349).
+    pub fn timeout_option(mut self, secs: u8) -> Self {
+        self.timeout_opt = Some(secs);
+        self
+    }
+
+    /// Adds any option as written.
+    pub fn option(mut self, name: &str, value: &str) -> Self {
+        self.extra.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The transfer mode (default octet).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How long to wait for the server before retransmitting (default 1 s).
+    pub fn timeout(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Downloads a file.
+    ///
+    /// # Errors
+    ///
+    /// The server's ERROR, a timeout, or a protocol violation.
+    pub async fn get(&self, filename: &str) -> Result<Vec<u8>, ClientError> {
+        self.get_with_info(filename).await.map(|(d, _)| d)
+    }
+
+    fn request(&self, opcode: u16, filename: &str, size: Option<u64>) -> Vec<u8> {
+        let mut p = Vec::with_capacity(64 + filename.len());
+        p.extend_from_slice(&opcode.to_be_bytes());
+        for s in [filename, self.mode.as_str()] {
+            p.extend_from_slice(s.as_bytes());
+            p.push(0);
+        }
+        let mut opt = |k: &str, v: &str| {
+            p.extend_from_slice(k.as_bytes());
+            p.push(0);
+            p.extend_from_slice(v.as_bytes());
+            p.push(0);
+        };
+        if let Some(b) = self.blksize {
+            opt("blksize", &b.to_string());
+        }
+        if let Some(w) = self.windowsize {
+            opt("windowsize", &w.to_string());
+        }
+        if let Some(t) = self.timeout_opt {
+            opt("timeout", &t.to_string());
+        }
+        if self.tsize {
+            opt("tsize", &size.unwrap_or(0).to_string());
+        }
+        for (k, v) in &self.extra {
+            opt(k, v);
+        }
+        p
+    }
+
+    async fn socket(&self) -> Result<UdpSocket, ClientError> {
+        let any = match self.server.ip() {
+            IpAddr::V4(v) if v.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(v) if v.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        Ok(UdpSocket::bind(SocketAddr::new(any, 0)).await?)
+    }
+
+    /// Downloads a file and reports what was negotiated.
+    ///
+    /// # Errors
+    ///
+    /// See [`get`](Self::get).
+    pub async fn get_with_info(
+        &self,
+        filename: &str,
+    ) -> Result<(Vec<u8>, TransferInfo), ClientError> {
+        let sock = self.socket().await?;
+        let rrq = self.request(1, filename, None);
+        let mut info = TransferInfo::default();
+        let mut buf = vec![0u8; DATA_HEADER + 65536];
+        let mut out = Vec::with_capacity(64);
+        let mut last_sent = rrq.clone();
+        let mut peer: Option<SocketAddr> = None;
+        let mut blksize = 512usize;
+        let mut windowsize = 1u64;
+        let mut received: Vec<u8> = Vec::new();
+        let mut decoder = (self.mode == Mode::Netascii).then(NetasciiDecoder::new);
+        let mut next: u64 = 1; // next block expected
+        let mut in_window = 0u64;
+        let mut tries = 0u32;
+        sock.send_to(&rrq, self.server).await?;
+        loop {
+            let (n, from) = match timeout(self.wait, sock.recv_from(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    tries += 1;
+                    if tries > self.retries {
+                        return Err(ClientError::Timeout);
+                    }
+                    info.retransmits += 1;
+                    sock.send_to(&last_sent, peer.unwrap_or(self.server))
+                        .await?;
+                    continue;
+                }
+            };
+            if from.ip() != self.server.ip() || peer.is_some_and(|p| p != from) {
+                encode_error(&mut out, ErrorCode::UnknownTid, "unknown transfer ID");
+                sock.send_to(&out, from).await?;
+                continue;
+            }
+            let packet =
+                Packet::decode(&buf[..n]).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            match packet {
+                Packet::Error { code, message } => {
+                    return Err(ClientError::Server {
+                        code,
+                        message: message.into_owned(),
+                    });
+                }
+                Packet::Oack { options } if peer.is_none() => {
+                    peer = Some(from);
+                    for (k, v) in &options {
+                        info.oack.push(((*k).to_owned(), (*v).to_owned()));
+                        match k.to_ascii_lowercase().as_str() {
+                            "blksize" => blksize = parse_opt(v)?,
+                            "windowsize" => windowsize = parse_opt(v)?,
+                            _ => {}
+                        }
+                    }
+                    encode_ack(&mut out, 0);
+                    last_sent.clone_from(&out);
+                    sock.send_to(&out, from).await?;
+                    tries = 0;
+                }
+                Packet::Data { block, data } => {
+                    peer.get_or_insert(from);
+                    if data.len() > blksize {
+                        return Err(ClientError::Protocol(format!(
+                            "DATA block of {} bytes, larger than blksize {blksize}",
+                            data.len()
+                        )));
+                    }
+                    if resolve(block, next, 1, Rollover::ToZero).is_some() {
+                        tries = 0;
+                        match &mut decoder {
+                            Some(d) => d.decode(data, &mut received),
+                            None => received.extend_from_slice(data),
+                        }
+                        let last = data.len() < blksize;
+                        next += 1;
+                        in_window += 1;
+                        if last || in_window == windowsize {
+                            in_window = 0;
+                            encode_ack(&mut out, block);
+                            last_sent.clone_from(&out);
+                            sock.send_to(&out, from).await?;
+                        }
+                        if last {
+                            if let Some(d) = &mut decoder {
+                                d.finish(&mut received);
+                            }
+                            return Ok((received, info));
+                        }
+                    } else {
+                        // A gap or a duplicate: acknowledge what we have, in order.
+                        in_window = 0;
+                        encode_ack(&mut out, to_wire(next - 1, Rollover::ToZero));
+                        last_sent.clone_from(&out);
+                        sock.send_to(&out, from).await?;
+                    }
+                }
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected packet during a read: {other:?}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Uploads a file.
+    ///
+    /// # Errors
+    ///
+    /// The server's ERROR (for instance a rejection instead of the final
+    /// ACK), a timeout, or a protocol violation.
+    pub async fn put(&self, filename: &str, data: &[u8]) -> Result<(), ClientError> {
+        self.put_with_info(filename, data).await.map(|_| ())
+    }
+
+    /// Uploads a file and reports what was negotiated.
+    ///
+    /// # Errors
+    ///
+    /// See [`put`](Self::put).
+    pub async fn put_with_info(
+        &self,
+        filename: &str,
+        data: &[u8],
+    ) -> Result<TransferInfo, ClientError> {
+        let encoded;
+        let data = if self.mode == Mode::Netascii {
+            let mut enc = NetasciiEncoder::new();
+            let mut v = vec![0u8; data.len() * 2 + 2];
+            let (_, mut w) = enc.encode(data, &mut v);
+            w += enc.flush(&mut v[w..]);
+            v.truncate(w);
+            encoded = v;
+            &encoded[..]
+        } else {
+            data
+        };
+        let sock = self.socket().await?;
+        let wrq = self.request(2, filename, Some(data.len() as u64));
+        let mut info = TransferInfo::default();
+        let mut buf = vec![0u8; 2048];
+        let mut out = Vec::with_capacity(DATA_HEADER + 65536);
+        sock.send_to(&wrq, self.server).await?;
+        // Wait for ACK 0 or the OACK.
+        let mut tries = 0;
+        let (peer, blksize, windowsize) = loop {
+            let (n, from) = match timeout(self.wait, sock.recv_from(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    tries += 1;
+                    if tries > self.retries {
+                        return Err(ClientError::Timeout);
+                    }
+                    info.retransmits += 1;
+                    sock.send_to(&wrq, self.server).await?;
+                    continue;
+                }
+            };
+            if from.ip() != self.server.ip() {
+                continue;
+            }
+            match Packet::decode(&buf[..n]).map_err(|e| ClientError::Protocol(e.to_string()))? {
+                Packet::Error { code, message } => {
+                    return Err(ClientError::Server {
+                        code,
+                        message: message.into_owned(),
+                    });
+                }
+                Packet::Ack { block: 0 } => break (from, 512usize, 1u64),
+                Packet::Oack { options } => {
+                    let (mut b, mut w) = (512usize, 1u64);
+                    for (k, v) in &options {
+                        info.oack.push(((*k).to_owned(), (*v).to_owned()));
+                        match k.to_ascii_lowercase().as_str() {
+                            "blksize" => b = parse_opt(v)?,
+                            "windowsize" => w = parse_opt(v)?,
+                            _ => {}
+                        }
+                    }
+                    break (from, b, w);
+                }
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected answer to a write request: {other:?}"
+                    )));
+                }
+            }
+        };
+        let blocks = data.len() as u64 / blksize as u64 + 1; // the last is short, maybe empty
+        let mut acked = 0u64; // blocks acknowledged
+        let mut tries = 0u32;
+        let mut resend = false;
+        while acked < blocks {
+            let end = (acked + windowsize).min(blocks);
+            for n in acked + 1..=end {
+                let start = ((n - 1) as usize) * blksize;
+                let stop = (start + blksize).min(data.len());
+                encode_data_header(&mut out, to_wire(n, Rollover::ToZero));
+                out.extend_from_slice(&data[start..stop]);
+                sock.send_to(&out, peer).await?;
+            }
+            if resend {
+                info.retransmits += 1;
+            }
+            // Wait for an ACK inside the window.
+            loop {
+                let (n, from) = match timeout(self.wait, sock.recv_from(&mut buf)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        tries += 1;
+                        if tries > self.retries {
+                            return Err(ClientError::Timeout);
+                        }
+                        resend = true;
+                        break;
+                    }
+                };
+                if from != peer {
+                    encode_error(&mut out, ErrorCode::UnknownTid, "unknown transfer ID");
+                    sock.send_to(&out, from).await?;
+                    continue;
+                }
+                match Packet::decode(&buf[..n]).map_err(|e| ClientError::Protocol(e.to_string()))? {
+                    Packet::Error { code, message } => {
+                        return Err(ClientError::Server {
+                            code,
+                            message: message.into_owned(),
+                        });
+                    }
+                    Packet::Ack { block } => {
+                        if let Some(b) = resolve(block, acked + 1, end - acked, Rollover::ToZero) {
+                            acked = b;
+                            tries = 0;
+                            resend = false;
+                            break;
+                        }
+                        // An old ACK: ignore it (no Sorcerer's Apprentice).
+                    }
+                    other => {
+                        return Err(ClientError::Protocol(format!(
+                            "unexpected packet during a write: {other:?}"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(info)
+    }
+}
+
+fn parse_opt<T: std::str::FromStr>(v: &str) -> Result<T, ClientError> {
+    v.parse()
+        .map_err(|_| ClientError::Protocol(format!("bad option value {v:?} in OACK")))
+}
