@@ -8,10 +8,10 @@ use std::str::FromStr;
 
 pub use inventory;
 
-pub use crate::handler::{NoMatch, Prepared};
-pub use crate::route::{Kind, Location, RouteDef};
 use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, run_async, run_blocking};
+pub use crate::handler::{NoMatch, Prepared};
 use crate::proto::Mode;
+pub use crate::route::{Kind, Location, RouteDef};
 use crate::{FromRequest, TftpError};
 
 /// `client_host` by name.
@@ -162,7 +162,9 @@ where
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReadResponse,
 {
-    Prepared::Read(Box::pin(run_async(async move { fut.await.into_read_response() })))
+    Prepared::Read(Box::pin(run_async(async move {
+        fut.await.into_read_response()
+    })))
 }
 
 /// Runs a plain write handler on the blocking pool once the upload is complete.

@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::handler::{IntoReadResponse, IntoWriteResponse, Prepared, Request, StateMap, run_blocking};
+use crate::handler::{
+    IntoReadResponse, IntoWriteResponse, Prepared, Request, StateMap, run_blocking,
+};
 use crate::proto::{OptionLimits, Rollover, TransferConfig};
 use crate::route::{Kind, RouteSpec, RouteTable, registered};
 use crate::server::Server;
@@ -300,8 +302,13 @@ impl App {
     {
         let index = self.builder_routes;
         self.builder_routes += 1;
-        self.routes
-            .push(RouteSpec::builder(kind, pattern, 0, index, Arc::new(prepare)));
+        self.routes.push(RouteSpec::builder(
+            kind,
+            pattern,
+            0,
+            index,
+            Arc::new(prepare),
+        ));
         self
     }
 

@@ -65,7 +65,7 @@ pub use bytes::Bytes;
 pub use emmer_macros::{route_read, route_write};
 pub use error::{Error, ErrorCode, Result, TftpError};
 pub use handler::{
-    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State,
+    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Upload,
 };
 pub use proto::Mode;
 pub use server::{Server, ShutdownHandle};

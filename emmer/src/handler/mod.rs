@@ -8,6 +8,7 @@
 
 mod extract;
 pub(crate) mod response;
+pub(crate) mod upload;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 pub use extract::{FromRequest, Peer, State};
 pub use response::{IntoReadResponse, IntoWriteResponse, ReadBody};
+pub use upload::Upload;
 
 use crate::TftpError;
 use crate::proto::Mode;
@@ -204,8 +206,7 @@ impl RequestBuilder {
 
     /// Sets a capture group, as the route table would.
     pub fn capture(mut self, name: impl Into<String>, value: Option<&str>) -> Self {
-        self.captures
-            .push((name.into(), value.map(str::to_owned)));
+        self.captures.push((name.into(), value.map(str::to_owned)));
         self
     }
 
@@ -265,6 +266,9 @@ pub enum Prepared {
     Read(BoxFuture<Result<ReadBody, TftpError>>),
     /// A write whose handler wants the whole upload at once.
     WriteBuffered(Box<dyn FnOnce(Vec<u8>) -> BoxFuture<Result<(), TftpError>> + Send>),
+    /// A write whose handler streams the upload ([`Upload`]): the future is
+    /// started when the request arrives.
+    WriteStreaming(Box<dyn FnOnce(Upload) -> BoxFuture<Result<(), TftpError>> + Send>),
     /// Binding failed with an error for the client (an extractor refused).
     Reject(TftpError),
 }
@@ -274,6 +278,7 @@ impl fmt::Debug for Prepared {
         match self {
             Prepared::Read(_) => f.write_str("Prepared::Read"),
             Prepared::WriteBuffered(_) => f.write_str("Prepared::WriteBuffered"),
+            Prepared::WriteStreaming(_) => f.write_str("Prepared::WriteStreaming"),
             Prepared::Reject(e) => write!(f, "Prepared::Reject({e})"),
         }
     }

@@ -50,6 +50,30 @@ impl ReadBody {
         }
     }
 
+    /// A file, streamed as it is sent (never read whole into memory), with
+    /// its size announced as tsize.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened (NotFound becomes ERROR 1 when returned
+    /// from a handler through `?`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use emmer::{route_read, ReadBody, TftpError};
+    ///
+    /// #[route_read(r"images/(?P<name>[a-z0-9.-]+)")]
+    /// async fn image(name: String) -> Result<ReadBody, TftpError> {
+    ///     Ok(ReadBody::file(format!("/srv/images/{name}")).await?)
+    /// }
+    /// ```
+    pub async fn file(path: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        let file = tokio::fs::File::open(path).await?;
+        let size = file.metadata().await?.len();
+        Ok(Self::from_reader(file, Some(size)))
+    }
+
     /// The size in bytes, when it is known before sending.
     pub fn size(&self) -> Option<u64> {
         match &self.kind {
@@ -105,6 +129,24 @@ macro_rules! bytes_body {
     )*};
 }
 bytes_body!(&'static str, String, Vec<u8>, &'static [u8], Bytes);
+
+/// A file, streamed, its size known.
+impl IntoReadResponse for std::fs::File {
+    fn into_read_response(self) -> Result<ReadBody, TftpError> {
+        let size = self.metadata()?.len();
+        Ok(ReadBody::from_reader(tokio::fs::File::from_std(self), Some(size)))
+    }
+}
+
+/// A file, streamed, its size known.
+impl IntoReadResponse for tokio::fs::File {
+    fn into_read_response(self) -> Result<ReadBody, TftpError> {
+        match self.try_into_std() {
+            Ok(f) => f.into_read_response(),
+            Err(f) => Ok(ReadBody::from_reader(f, None)),
+        }
+    }
+}
 
 impl<T: IntoReadResponse> IntoReadResponse for Option<T> {
     fn into_read_response(self) -> Result<ReadBody, TftpError> {

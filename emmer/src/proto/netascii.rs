@@ -270,11 +270,18 @@ mod tests {
             for split in 0..=input.len() {
                 for cap in [1usize, 2, 3, 7, 100] {
                     let encoded = encode_chunked(&input, split, cap);
-                    assert_eq!(encoded, expected, "encode {input:?} split {split} cap {cap}");
+                    assert_eq!(
+                        encoded, expected,
+                        "encode {input:?} split {split} cap {cap}"
+                    );
                 }
             }
             for split in 0..=expected.len() {
-                assert_eq!(decode_chunked(&expected, split), input, "decode split {split}");
+                assert_eq!(
+                    decode_chunked(&expected, split),
+                    input,
+                    "decode split {split}"
+                );
             }
         }
     }

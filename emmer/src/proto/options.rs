@@ -269,11 +269,7 @@ impl Negotiated {
                 // RFC 2349: on a write the client's size is echoed; on a read
                 // the server answers the size, if it knows it.
                 OptionKind::Tsize if limits.tsize => {
-                    let size = if is_write {
-                        requested.tsize
-                    } else {
-                        body_size
-                    };
+                    let size = if is_write { requested.tsize } else { body_size };
                     tsize = size;
                     size
                 }
@@ -307,13 +303,43 @@ mod tests {
         let cases: Vec<(&[(&str, &str)], RequestedOptions)> = vec![
             (&[], none.clone()),
             // blksize: RFC 2348 8..=65464, larger taken as 65464.
-            (&[("blksize", "1468")], RequestedOptions { blksize: Some(1468), ..none.clone() }),
-            (&[("blksize", "8")], RequestedOptions { blksize: Some(8), ..none.clone() }),
+            (
+                &[("blksize", "1468")],
+                RequestedOptions {
+                    blksize: Some(1468),
+                    ..none.clone()
+                },
+            ),
+            (
+                &[("blksize", "8")],
+                RequestedOptions {
+                    blksize: Some(8),
+                    ..none.clone()
+                },
+            ),
             (&[("blksize", "7")], none.clone()),
             (&[("blksize", "0")], none.clone()),
-            (&[("blksize", "65464")], RequestedOptions { blksize: Some(65464), ..none.clone() }),
-            (&[("blksize", "65465")], RequestedOptions { blksize: Some(65464), ..none.clone() }),
-            (&[("blksize", "99999999999999999999999")], RequestedOptions { blksize: Some(65464), ..none.clone() }),
+            (
+                &[("blksize", "65464")],
+                RequestedOptions {
+                    blksize: Some(65464),
+                    ..none.clone()
+                },
+            ),
+            (
+                &[("blksize", "65465")],
+                RequestedOptions {
+                    blksize: Some(65464),
+                    ..none.clone()
+                },
+            ),
+            (
+                &[("blksize", "99999999999999999999999")],
+                RequestedOptions {
+                    blksize: Some(65464),
+                    ..none.clone()
+                },
+            ),
             (&[("blksize", "abc")], none.clone()),
             (&[("blksize", "")], none.clone()),
             (&[("blksize", "-512")], none.clone()),
@@ -321,32 +347,96 @@ mod tests {
             (&[("blksize", " 512")], none.clone()),
             (&[("blksize", "1e3")], none.clone()),
             // windowsize: RFC 7440 1..=65535.
-            (&[("windowsize", "1")], RequestedOptions { windowsize: Some(1), ..none.clone() }),
-            (&[("windowsize", "65535")], RequestedOptions { windowsize: Some(65535), ..none.clone() }),
+            (
+                &[("windowsize", "1")],
+                RequestedOptions {
+                    windowsize: Some(1),
+                    ..none.clone()
+                },
+            ),
+            (
+                &[("windowsize", "65535")],
+                RequestedOptions {
+                    windowsize: Some(65535),
+                    ..none.clone()
+                },
+            ),
             (&[("windowsize", "0")], none.clone()),
             (&[("windowsize", "65536")], none.clone()),
             // timeout: RFC 2349 1..=255 seconds.
-            (&[("timeout", "1")], RequestedOptions { timeout: Some(1), ..none.clone() }),
-            (&[("timeout", "255")], RequestedOptions { timeout: Some(255), ..none.clone() }),
+            (
+                &[("timeout", "1")],
+                RequestedOptions {
+                    timeout: Some(1),
+                    ..none.clone()
+                },
+            ),
+            (
+                &[("timeout", "255")],
+                RequestedOptions {
+                    timeout: Some(255),
+                    ..none.clone()
+                },
+            ),
             (&[("timeout", "0")], none.clone()),
             (&[("timeout", "256")], none.clone()),
             // utimeout (tftp-hpa): 10_000..=255_000_000 µs.
-            (&[("utimeout", "10000")], RequestedOptions { utimeout: Some(10_000), ..none.clone() }),
-            (&[("utimeout", "255000000")], RequestedOptions { utimeout: Some(255_000_000), ..none.clone() }),
+            (
+                &[("utimeout", "10000")],
+                RequestedOptions {
+                    utimeout: Some(10_000),
+                    ..none.clone()
+                },
+            ),
+            (
+                &[("utimeout", "255000000")],
+                RequestedOptions {
+                    utimeout: Some(255_000_000),
+                    ..none.clone()
+                },
+            ),
             (&[("utimeout", "9999")], none.clone()),
             (&[("utimeout", "255000001")], none.clone()),
             // tsize: any u64.
-            (&[("tsize", "0")], RequestedOptions { tsize: Some(0), ..none.clone() }),
-            (&[("tsize", "18446744073709551615")], RequestedOptions { tsize: Some(u64::MAX), ..none.clone() }),
+            (
+                &[("tsize", "0")],
+                RequestedOptions {
+                    tsize: Some(0),
+                    ..none.clone()
+                },
+            ),
+            (
+                &[("tsize", "18446744073709551615")],
+                RequestedOptions {
+                    tsize: Some(u64::MAX),
+                    ..none.clone()
+                },
+            ),
             (&[("tsize", "18446744073709551616")], none.clone()),
             (&[("tsize", "x")], none.clone()),
             // Names are case-insensitive; unknown options are ignored.
             (
-                &[("BLKSIZE", "1024"), ("WindowSize", "8"), ("TSize", "0"), ("multicast", "")],
-                RequestedOptions { blksize: Some(1024), windowsize: Some(8), tsize: Some(0), ..none.clone() },
+                &[
+                    ("BLKSIZE", "1024"),
+                    ("WindowSize", "8"),
+                    ("TSize", "0"),
+                    ("multicast", ""),
+                ],
+                RequestedOptions {
+                    blksize: Some(1024),
+                    windowsize: Some(8),
+                    tsize: Some(0),
+                    ..none.clone()
+                },
             ),
             // The first occurrence wins, even when a later one is valid.
-            (&[("blksize", "1024"), ("BLKSIZE", "2048")], RequestedOptions { blksize: Some(1024), ..none.clone() }),
+            (
+                &[("blksize", "1024"), ("BLKSIZE", "2048")],
+                RequestedOptions {
+                    blksize: Some(1024),
+                    ..none.clone()
+                },
+            ),
             (&[("blksize", "junk"), ("blksize", "2048")], none.clone()),
         ];
         for (opts, expected) in cases {
@@ -357,7 +447,13 @@ mod tests {
     #[test]
     fn negotiate_defaults_without_options() {
         let n = Negotiated::negotiate(&parse(&[]), &OptionLimits::default(), false, Some(10));
-        assert_eq!(n.params, TransferParams { blksize: 512, windowsize: 1 });
+        assert_eq!(
+            n.params,
+            TransferParams {
+                blksize: 512,
+                windowsize: 1
+            }
+        );
         assert!(n.oack.is_empty());
         assert_eq!(n.timeout, None);
         assert_eq!(n.tsize, None);
@@ -382,7 +478,13 @@ mod tests {
                 ("timeout", "3".to_string()),
             ]
         );
-        assert_eq!(n.params, TransferParams { blksize: 1428, windowsize: 4 });
+        assert_eq!(
+            n.params,
+            TransferParams {
+                blksize: 1428,
+                windowsize: 4
+            }
+        );
         assert_eq!(n.timeout, Some(Duration::from_secs(3)));
         assert_eq!(n.tsize, Some(12345));
     }
@@ -407,7 +509,13 @@ mod tests {
                 false,
                 None,
             );
-            assert_eq!(n.params, TransferParams { blksize: gb, windowsize: gw });
+            assert_eq!(
+                n.params,
+                TransferParams {
+                    blksize: gb,
+                    windowsize: gw
+                }
+            );
             assert_eq!(
                 n.oack,
                 vec![("blksize", gb.to_string()), ("windowsize", gw.to_string())]
@@ -446,7 +554,10 @@ mod tests {
         assert_eq!(n.timeout, None);
         assert_eq!(n.tsize, None);
 
-        let only_tsize = OptionLimits { tsize: true, ..all_off };
+        let only_tsize = OptionLimits {
+            tsize: true,
+            ..all_off
+        };
         let n = Negotiated::negotiate(&req, &only_tsize, false, Some(99));
         assert_eq!(n.oack, vec![("tsize", "99".to_string())]);
         assert_eq!(n.params, TransferParams::default());
@@ -473,7 +584,10 @@ mod tests {
         assert_eq!(n.timeout, Some(Duration::from_millis(20)));
         assert_eq!(
             n.oack,
-            vec![("timeout", "2".to_string()), ("utimeout", "20000".to_string())]
+            vec![
+                ("timeout", "2".to_string()),
+                ("utimeout", "20000".to_string())
+            ]
         );
         // An invalid timeout is not answered (RFC 2349).
         let n = Negotiated::negotiate(&parse(&[("timeout", "0")]), &limits, false, None);

@@ -136,7 +136,10 @@ impl fmt::Display for PacketError {
             PacketError::NotUtf8(field) => write!(f, "the {field} is not valid UTF-8"),
             PacketError::EmptyFilename => f.write_str("the file name is empty"),
             PacketError::UnknownMode(mode) => {
-                write!(f, "the mode must be \"octet\" or \"netascii\", not {mode:?}")
+                write!(
+                    f,
+                    "the mode must be \"octet\" or \"netascii\", not {mode:?}"
+                )
             }
             PacketError::OptionWithoutValue(name) => {
                 write!(f, "the option {name:?} has no value")
@@ -448,10 +451,17 @@ mod tests {
         }
         // The largest block round-trips too.
         let mut out = Vec::new();
-        Packet::Data { block: 1, data: &big }.encode(&mut out);
+        Packet::Data {
+            block: 1,
+            data: &big,
+        }
+        .encode(&mut out);
         assert_eq!(
             Packet::decode(&out).unwrap(),
-            Packet::Data { block: 1, data: &big }
+            Packet::Data {
+                block: 1,
+                data: &big
+            }
         );
     }
 
@@ -516,7 +526,10 @@ mod tests {
             (b"\x00\x01file\x00octet", PacketError::Unterminated("mode")),
             (b"\x00\x02file\x00", PacketError::Unterminated("mode")),
             (b"\x00\x01\x00octet\x00", PacketError::EmptyFilename),
-            (b"\x00\x01f\xff\x00octet\x00", PacketError::NotUtf8("file name")),
+            (
+                b"\x00\x01f\xff\x00octet\x00",
+                PacketError::NotUtf8("file name"),
+            ),
             (b"\x00\x01f\x00oct\xc3\x00", PacketError::NotUtf8("mode")),
             (
                 b"\x00\x01f\x00octet\x00bl\xff\x00512\x00",
@@ -530,7 +543,10 @@ mod tests {
                 b"\x00\x01f\x00foo\x00",
                 PacketError::UnknownMode("foo".into()),
             ),
-            (b"\x00\x01f\x00\x00", PacketError::UnknownMode(String::new())),
+            (
+                b"\x00\x01f\x00\x00",
+                PacketError::UnknownMode(String::new()),
+            ),
             (
                 b"\x00\x01f\x00octet\x00blksize\x00",
                 PacketError::OptionWithoutValue("blksize".into()),
@@ -586,8 +602,14 @@ mod tests {
         let cases = [
             (PacketError::TooShort, "shorter"),
             (PacketError::UnknownOpcode(9), "opcode 9"),
-            (PacketError::Unterminated("mode"), "the mode is not terminated"),
-            (PacketError::NotUtf8("file name"), "file name is not valid UTF-8"),
+            (
+                PacketError::Unterminated("mode"),
+                "the mode is not terminated",
+            ),
+            (
+                PacketError::NotUtf8("file name"),
+                "file name is not valid UTF-8",
+            ),
             (PacketError::EmptyFilename, "file name is empty"),
             (
                 PacketError::UnknownMode("foo".into()),

@@ -111,7 +111,9 @@ impl Source {
                             break;
                         }
                     }
-                    let (used, w) = na.encoder.encode(&na.raw[na.raw_pos..], &mut out[written..]);
+                    let (used, w) = na
+                        .encoder
+                        .encode(&na.raw[na.raw_pos..], &mut out[written..]);
                     na.raw_pos += used;
                     written += w;
                     if used == 0 && w == 0 {

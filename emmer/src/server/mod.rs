@@ -80,7 +80,11 @@ async fn stopping(stop: &mut watch::Receiver<u8>) {
 }
 
 impl Server {
-    pub(crate) async fn bind(table: RouteTable, config: Config, state: Arc<StateMap>) -> Result<Self> {
+    pub(crate) async fn bind(
+        table: RouteTable,
+        config: Config,
+        state: Arc<StateMap>,
+    ) -> Result<Self> {
         let addr = config.bind;
         let socket = UdpSocket::bind(addr)
             .await
@@ -168,7 +172,11 @@ impl Server {
             };
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, file = req.filename, max, "refused a request: too many transfers at once");
-                encode_error(&mut out, ErrorCode::Undefined, "server busy, try again later");
+                encode_error(
+                    &mut out,
+                    ErrorCode::Undefined,
+                    "server busy, try again later",
+                );
                 let _ = socket.send_to(&out, peer).await;
                 continue;
             };
@@ -183,7 +191,10 @@ impl Server {
         let grace = shared.config.shutdown_grace;
         tracing::info!(addr = %local, grace = ?grace, "shutting down; waiting for running transfers");
         let all = u32::try_from(max).unwrap_or(u32::MAX);
-        if tokio::time::timeout(grace, permits.acquire_many(all)).await.is_err() {
+        if tokio::time::timeout(grace, permits.acquire_many(all))
+            .await
+            .is_err()
+        {
             tracing::warn!("ending the transfers still running after the grace period");
             shutdown.send_replace(ABORT);
             let _ = tokio::time::timeout(Duration::from_secs(1), permits.acquire_many(all)).await;

@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tracing::{Instrument, field::Empty};
 
 use super::body::{Source, netascii_len};
 use super::{ABORT, Shared};
-use crate::handler::{Prepared, Request};
+use crate::handler::upload::{Chunk, UploadSender};
+use crate::handler::{Prepared, Request, Upload};
 use crate::proto::netascii::NetasciiDecoder;
 use crate::proto::packet::{DATA_HEADER, encode_error};
 use crate::proto::{
-    Mode, Negotiated, Outcome, Packet, ReadTransfer, RequestPacket, RequestedOptions,
-    WriteTransfer,
+    Mode, Negotiated, Outcome, Packet, ReadTransfer, RequestPacket, RequestedOptions, WriteTransfer,
 };
 use crate::route::Kind;
 use crate::{ErrorCode, TftpError};
@@ -155,7 +157,11 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
         .iter()
         .fold(request, |r, (k, v)| r.option(k.clone(), v.clone()))
         .build();
-    let kind = if req.is_write { Kind::Write } else { Kind::Read };
+    let kind = if req.is_write {
+        Kind::Write
+    } else {
+        Kind::Read
+    };
     let dispatch = match shared.table.dispatch(kind, &request) {
         Ok(d) => d,
         Err(e) => return refuse(None, e).await,
@@ -192,33 +198,65 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             drive_read(&socket, peer, &mut t, source, stop, route).await
         }
         Prepared::WriteBuffered(handler) => {
-            if !req.is_write {
-                return refuse(route, TftpError::undefined("route kind mismatch")).await;
-            }
-            let neg = Negotiated::negotiate(&requested, &config.options, true, None);
-            if let Some(size) = neg.tsize.filter(|&s| s > config.max_upload) {
-                let e = TftpError::disk_full(format!(
-                    "upload of {size} bytes exceeds the limit of {} bytes",
-                    config.max_upload
-                ));
+            let Some((neg, mut t)) = start_write(shared, &requested) else {
+                let e = too_large(requested.tsize.unwrap_or(0), config.max_upload);
                 return refuse(route, e).await;
-            }
-            record_params(&neg);
-            let mut t = WriteTransfer::new(
-                Instant::now(),
-                &neg,
-                &transfer_config(shared, &neg),
-                config.max_upload,
-            );
+            };
             // Trust an announced size for the first allocation only up to 1 MiB.
             let hint = neg.tsize.unwrap_or(0).min(1 << 20) as usize;
-            let sink = Sink {
+            let sink = Sink::Buffer {
                 data: Vec::with_capacity(hint),
-                netascii: (req.mode == Mode::Netascii).then(NetasciiDecoder::new),
+                handler: Some(handler),
             };
-            drive_write(&socket, peer, &mut t, sink, handler, stop, route, neg.params.blksize).await
+            let netascii = (req.mode == Mode::Netascii).then(NetasciiDecoder::new);
+            drive_write(&socket, peer, &mut t, sink, netascii, stop, route, neg.params.blksize).await
+        }
+        Prepared::WriteStreaming(handler) => {
+            let Some((neg, mut t)) = start_write(shared, &requested) else {
+                let e = too_large(requested.tsize.unwrap_or(0), config.max_upload);
+                return refuse(route, e).await;
+            };
+            let depth = usize::from(neg.params.windowsize) + 1;
+            let (sender, upload) = Upload::channel(neg.tsize, depth);
+            let UploadSender { tx, started } = sender;
+            let mut task = tokio::spawn(handler(upload));
+            // The handler decides first: an error before its first read
+            // refuses the transfer before anything is acknowledged.
+            let mut verdict = None;
+            tokio::select! {
+                _ = started => {}
+                r = &mut task => match join_result(r) {
+                    Err(e) => return refuse(route, e).await,
+                    Ok(()) => verdict = Some(Ok(())),
+                },
+            }
+            let sink = Sink::Stream {
+                tx: verdict.is_none().then_some(tx),
+                task,
+                verdict,
+                scratch: Vec::new(),
+            };
+            let netascii = (req.mode == Mode::Netascii).then(NetasciiDecoder::new);
+            drive_write(&socket, peer, &mut t, sink, netascii, stop, route, neg.params.blksize).await
         }
     }
+}
+
+/// Negotiates a write; `None` when the announced size is over the limit
+/// (RFC 2349: refused before the transfer starts).
+fn start_write(shared: &Shared, requested: &RequestedOptions) -> Option<(Negotiated, WriteTransfer)> {
+    let config = &shared.config;
+    let neg = Negotiated::negotiate(requested, &config.options, true, None);
+    if neg.tsize.is_some_and(|s| s > config.max_upload) || requested.tsize.is_some_and(|s| s > config.max_upload) {
+        return None;
+    }
+    record_params(&neg);
+    let t = WriteTransfer::new(Instant::now(), &neg, &transfer_config(shared, &neg), config.max_upload);
+    Some((neg, t))
+}
+
+fn too_large(size: u64, max: u64) -> TftpError {
+    TftpError::disk_full(format!("upload of {size} bytes exceeds the limit of {max} bytes"))
 }
 
 fn record_params(neg: &Negotiated) {
@@ -311,25 +349,109 @@ async fn drive_read(
     }
 }
 
-/// Where upload data goes until the handler gets it.
-struct Sink {
-    data: Vec<u8>,
-    netascii: Option<NetasciiDecoder>,
+/// Where upload data goes: a buffer for a handler that takes the whole
+/// upload, or the channel of a streaming handler's [`Upload`].
+enum Sink {
+    Buffer {
+        data: Vec<u8>,
+        handler: Option<WriteFn>,
+    },
+    Stream {
+        tx: Option<mpsc::Sender<Chunk>>,
+        task: JoinHandle<Result<(), TftpError>>,
+        /// The handler's verdict, once it has returned.
+        verdict: Option<Result<(), TftpError>>,
+        scratch: Vec<u8>,
+    },
+}
+
+type WriteFn = Box<dyn FnOnce(Vec<u8>) -> crate::handler::BoxFuture<Result<(), TftpError>> + Send>;
+
+fn join_result(r: Result<Result<(), TftpError>, tokio::task::JoinError>) -> Result<(), TftpError> {
+    r.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "upload handler panicked; the client gets ERROR 0");
+        Err(TftpError::undefined("internal server error"))
+    })
 }
 
 impl Sink {
-    fn push(&mut self, chunk: &[u8]) {
-        match &mut self.netascii {
-            Some(d) => d.decode(chunk, &mut self.data),
-            None => self.data.extend_from_slice(chunk),
+    /// Hands on a chunk of new in-order data; for a stream this waits while
+    /// the handler is behind (back-pressure: no ACK goes out meanwhile).
+    async fn push(&mut self, chunk: &[u8], netascii: &mut Option<NetasciiDecoder>) {
+        match self {
+            Sink::Buffer { data, .. } => match netascii {
+                Some(d) => d.decode(chunk, data),
+                None => data.extend_from_slice(chunk),
+            },
+            Sink::Stream { tx, scratch, .. } => {
+                let bytes = match netascii {
+                    Some(d) => {
+                        scratch.clear();
+                        d.decode(chunk, scratch);
+                        Bytes::copy_from_slice(scratch)
+                    }
+                    None => Bytes::copy_from_slice(chunk),
+                };
+                if let Some(t) = tx {
+                    if !bytes.is_empty() && t.send(Ok(bytes)).await.is_err() {
+                        // The handler dropped its Upload: the rest is discarded.
+                        *tx = None;
+                    }
+                }
+            }
         }
     }
 
-    fn finish(mut self) -> Vec<u8> {
-        if let Some(d) = &mut self.netascii {
-            d.finish(&mut self.data);
+    /// The whole upload has arrived: the handler's verdict.
+    async fn finish(&mut self, netascii: &mut Option<NetasciiDecoder>) -> Result<(), TftpError> {
+        match self {
+            Sink::Buffer { data, handler } => {
+                if let Some(d) = netascii {
+                    d.finish(data);
+                }
+                match handler.take() {
+                    Some(h) => h(std::mem::take(data)).await,
+                    None => Err(TftpError::undefined("internal server error")),
+                }
+            }
+            Sink::Stream { tx, task, verdict, scratch } => {
+                if let (Some(d), Some(t)) = (netascii, tx.as_ref()) {
+                    scratch.clear();
+                    d.finish(scratch);
+                    if !scratch.is_empty() {
+                        let _ = t.send(Ok(Bytes::copy_from_slice(scratch))).await;
+                    }
+                }
+                // Dropping the sender tells the handler the upload is complete.
+                *tx = None;
+                match verdict.take() {
+                    Some(v) => v,
+                    None => join_result(task.await),
+                }
+            }
         }
-        self.data
+    }
+
+    /// The transfer ended early: a streaming handler's next read fails.
+    fn abort(&mut self, why: &Outcome) {
+        if let Sink::Stream { tx, .. } = self {
+            if let Some(t) = tx.take() {
+                let e = match why {
+                    Outcome::Failed { code, message } => TftpError::new(*code, message.clone()),
+                    Outcome::PeerError { .. } => TftpError::undefined("the client aborted the upload"),
+                    _ => TftpError::undefined("the client stopped sending"),
+                };
+                let _ = t.try_send(Err(e));
+            }
+        }
+    }
+}
+
+/// Resolves when a streaming handler returns before the upload is complete.
+async fn early_verdict(sink: &mut Sink) -> Result<(), TftpError> {
+    match sink {
+        Sink::Stream { task, verdict: None, .. } => join_result(task.await),
+        _ => std::future::pending().await,
     }
 }
 
@@ -338,8 +460,8 @@ async fn drive_write(
     socket: &UdpSocket,
     peer: SocketAddr,
     t: &mut WriteTransfer,
-    sink: Sink,
-    handler: Box<dyn FnOnce(Vec<u8>) -> crate::handler::BoxFuture<Result<(), TftpError>> + Send>,
+    mut sink: Sink,
+    mut netascii: Option<NetasciiDecoder>,
     mut stop: watch::Receiver<u8>,
     route: Option<Arc<str>>,
     blksize: u16,
@@ -347,36 +469,37 @@ async fn drive_write(
     let mut out = Vec::with_capacity(512);
     // One byte more than a block so an oversized DATA is seen as such.
     let mut buf = vec![0u8; DATA_HEADER + usize::from(blksize) + 1];
-    let mut sink = Some(sink);
-    let mut handler = Some(handler);
     let mut ended = None;
+    let mut verdict_given = false;
     loop {
         while t.poll_transmit(Instant::now(), &mut out) {
             send(socket, peer, &out).await;
         }
-        if t.outcome().is_some() {
-            ended.get_or_insert_with(Instant::now);
+        if let Some(outcome) = t.outcome() {
+            if ended.is_none() {
+                ended = Some(Instant::now());
+                if !outcome.is_success() {
+                    sink.abort(outcome);
+                }
+            }
         }
         if t.is_finished() {
             break;
         }
-        if t.is_complete() && t.outcome().is_none() {
-            if let (Some(h), Some(s)) = (handler.take(), sink.take()) {
-                match h(s.finish()).await {
-                    Ok(()) => t.accept(Instant::now()),
-                    Err(e) => t.abort(e.code(), e.message()),
-                }
-                continue;
+        if t.is_complete() && !verdict_given {
+            verdict_given = true;
+            match sink.finish(&mut netascii).await {
+                Ok(()) => t.accept(Instant::now()),
+                Err(e) => t.abort(e.code(), e.message()),
             }
+            continue;
         }
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) if from == peer => match Packet::decode(&buf[..n]) {
                     Ok(p) => {
                         if let Some(data) = t.handle_packet(Instant::now(), &p) {
-                            if let Some(s) = sink.as_mut() {
-                                s.push(data);
-                            }
+                            sink.push(data, &mut netascii).await;
                         }
                     }
                     Err(e) => tracing::debug!(error = %e, "malformed packet from the client dropped"),
@@ -385,6 +508,14 @@ async fn drive_write(
                 Err(e) => tracing::debug!(error = %e, "receive failed"),
             },
             () = sleep_until(t.poll_timeout()) => t.handle_timeout(Instant::now()),
+            v = early_verdict(&mut sink), if t.outcome().is_none() => match v {
+                // Accepted early: the rest of the upload is received and discarded.
+                Ok(()) => if let Sink::Stream { verdict, tx, .. } = &mut sink {
+                    *verdict = Some(Ok(()));
+                    *tx = None;
+                },
+                Err(e) => t.abort(e.code(), e.message()),
+            },
             () = aborted(&mut stop) => t.abort(ErrorCode::Undefined, "server is shutting down"),
         }
     }
