@@ -170,7 +170,7 @@ pub struct App {
     routes: Vec<RouteSpec>,
     builder_routes: usize,
     config: Config,
-    state: StateMap,
+    state: Arc<StateMap>,
 }
 
 impl std::fmt::Debug for App {
@@ -204,7 +204,7 @@ impl App {
             routes: Vec::new(),
             builder_routes: 0,
             config: Config::default(),
-            state: StateMap::default(),
+            state: Arc::new(StateMap::default()),
         }
     }
 
@@ -256,7 +256,7 @@ impl App {
     /// Registers application state, taken by handlers as
     /// [`State<T>`](crate::State).
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.state.insert(value);
+        Arc::make_mut(&mut self.state).insert(value);
         self
     }
 
@@ -312,6 +312,10 @@ impl App {
         self
     }
 
+    pub(crate) fn state_map(&self) -> Arc<StateMap> {
+        self.state.clone()
+    }
+
     /// Builds the route table, as the server will at start-up.
     ///
     /// # Errors
@@ -328,7 +332,7 @@ impl App {
     /// An invalid or duplicate route, or a socket that cannot be bound.
     pub async fn bind(self) -> Result<Server> {
         let table = self.table()?;
-        Server::bind(table, self.config, Arc::new(self.state)).await
+        Server::bind(table, self.config, self.state).await
     }
 
     /// Binds and serves until the process ends.

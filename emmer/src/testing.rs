@@ -517,3 +517,124 @@ fn parse_opt<T: std::str::FromStr>(v: &str) -> Result<T, ClientError> {
     v.parse()
         .map_err(|_| ClientError::Protocol(format!("bad option value {v:?} in OACK")))
 }
+
+/// A request run through an [`App`]'s real route table and extractors, with
+/// no socket: see [`App::read`] and [`App::write`].
+#[derive(Debug)]
+pub struct TestRequest<'a> {
+    app: &'a App,
+    kind: crate::route::Kind,
+    builder: crate::handler::RequestBuilder,
+    data: Vec<u8>,
+}
+
+impl App {
+    /// Runs a read request through the route table and the handler, without
+    /// a socket. The result is the body as the handler produced it (before
+    /// netascii conversion), or the TFTP error the client would get.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request};
+    /// let app = App::empty().route_read(r"hosts/(?P<name>\w+)", |req: &Request| {
+    ///     format!("{} from {}", req.capture("name").unwrap(), req.client_host())
+    /// });
+    /// let body = app.read("hosts/sw1").from("10.0.0.7:1234".parse().unwrap()).await.unwrap();
+    /// assert_eq!(body, b"sw1 from 10.0.0.7");
+    /// assert_eq!(app.read("other").await.unwrap_err().code(), emmer::ErrorCode::FileNotFound);
+    /// # }
+    /// ```
+    pub fn read(&self, filename: &str) -> TestRequest<'_> {
+        TestRequest {
+            app: self,
+            kind: crate::route::Kind::Read,
+            builder: crate::Request::builder(filename).state_map(self.state_map()),
+            data: Vec::new(),
+        }
+    }
+
+    /// Runs a write request with the given upload through the route table
+    /// and the handler, without a socket: `Ok(())` is the final ACK, an
+    /// error what the client would get instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request};
+    /// let app = App::empty().route_write("cfg/.+", |_: &Request, data: Vec<u8>| !data.is_empty());
+    /// assert!(app.write("cfg/a", "x").await.is_ok());
+    /// assert_eq!(app.write("cfg/a", "").await.unwrap_err().code(), emmer::ErrorCode::AccessViolation);
+    /// # }
+    /// ```
+    pub fn write(&self, filename: &str, data: impl Into<Vec<u8>>) -> TestRequest<'_> {
+        TestRequest {
+            app: self,
+            kind: crate::route::Kind::Write,
+            builder: crate::Request::builder(filename).state_map(self.state_map()),
+            data: data.into(),
+        }
+    }
+}
+
+impl<'a> TestRequest<'a> {
+    /// The client's address (default 127.0.0.1:50000).
+    pub fn from(mut self, peer: SocketAddr) -> Self {
+        self.builder = self.builder.peer(peer);
+        self
+    }
+
+    /// The transfer mode (default octet).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.builder = self.builder.mode(mode);
+        self
+    }
+
+    /// An option as the client would send it.
+    pub fn option(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.option(name, value);
+        self
+    }
+
+    async fn run(self) -> Result<Vec<u8>, crate::TftpError> {
+        use crate::handler::Prepared;
+        use tokio::io::AsyncReadExt;
+        let table = self
+            .app
+            .table()
+            .unwrap_or_else(|e| panic!("the app's routes are invalid: {e}"));
+        let req = self.builder.build();
+        let d = table.dispatch(self.kind, &req)?;
+        match d.prepared {
+            Prepared::Reject(e) => Err(e),
+            Prepared::Read(fut) => {
+                let body = fut.await?;
+                match body.kind {
+                    crate::handler::response::BodyKind::Bytes(b) => Ok(b.to_vec()),
+                    crate::handler::response::BodyKind::Stream { mut reader, .. } => {
+                        let mut v = Vec::new();
+                        reader.read_to_end(&mut v).await?;
+                        Ok(v)
+                    }
+                }
+            }
+            Prepared::WriteBuffered(h) => h(self.data).await.map(|()| Vec::new()),
+            Prepared::WriteStreaming(h) => h(crate::Upload::from_bytes(self.data))
+                .await
+                .map(|()| Vec::new()),
+        }
+    }
+}
+
+impl<'a> std::future::IntoFuture for TestRequest<'a> {
+    type Output = Result<Vec<u8>, crate::TftpError>;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}

@@ -232,10 +232,9 @@ impl RequestBuilder {
 }
 
 /// Application state by type.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct StateMap {
-    // (Debug below lists the number of entries only.)
-    map: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 impl fmt::Debug for StateMap {
@@ -246,7 +245,7 @@ impl fmt::Debug for StateMap {
 
 impl StateMap {
     pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.map.insert(TypeId::of::<T>(), Box::new(value));
+        self.map.insert(TypeId::of::<T>(), Arc::new(value));
     }
 
     pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {

@@ -404,7 +404,10 @@ mod tests {
 
     fn negotiated(blksize: u16, windowsize: u16, oack: &[(&'static str, &str)]) -> Negotiated {
         Negotiated {
-            params: TransferParams { blksize, windowsize },
+            params: TransferParams {
+                blksize,
+                windowsize,
+            },
             timeout: None,
             tsize: None,
             oack: oack.iter().map(|&(k, v)| (k, v.to_string())).collect(),
@@ -582,7 +585,10 @@ mod tests {
     fn full_window_then_empty_last_block_after_ack() {
         // Exactly one window of full blocks: the empty block 5 is beyond it.
         let mut h = Harness::simple(8, 4, 32);
-        assert_eq!(h.step(), vec![data(1, 8), data(2, 8), data(3, 8), data(4, 8)]);
+        assert_eq!(
+            h.step(),
+            vec![data(1, 8), data(2, 8), data(3, 8), data(4, 8)]
+        );
         assert_eq!(h.ack(4), vec![data(5, 0)]);
         assert_eq!(h.ack(5), vec![]);
         assert_eq!(h.t.outcome(), Some(&Outcome::Complete));
@@ -643,7 +649,10 @@ mod tests {
                 TransferConfig::default(),
                 123,
             );
-            assert_eq!(h.step(), vec![Sent::Oack(vec![("tsize".into(), "123".into())])]);
+            assert_eq!(
+                h.step(),
+                vec![Sent::Oack(vec![("tsize".into(), "123".into())])]
+            );
             assert_eq!(h.error(code, "tsize only"), vec![]);
             assert_eq!(h.t.outcome(), Some(&Outcome::SizeProbe));
             assert_eq!(h.t.poll_timeout(), None);
@@ -712,12 +721,21 @@ mod tests {
     fn windows_and_mid_window_ack() {
         // 10 full blocks and a short one, window of 4.
         let mut h = Harness::simple(8, 4, 10 * 8 + 3);
-        assert_eq!(h.step(), vec![data(1, 8), data(2, 8), data(3, 8), data(4, 8)]);
+        assert_eq!(
+            h.step(),
+            vec![data(1, 8), data(2, 8), data(3, 8), data(4, 8)]
+        );
         assert!(h.t.fill_buf().is_none(), "at most one window is buffered");
         assert_eq!(h.step(), vec![], "wait for an ACK after a window");
-        assert_eq!(h.ack(4), vec![data(5, 8), data(6, 8), data(7, 8), data(8, 8)]);
+        assert_eq!(
+            h.ack(4),
+            vec![data(5, 8), data(6, 8), data(7, 8), data(8, 8)]
+        );
         // Mid-window: 7 and 8 were lost; they go again in a new window.
-        assert_eq!(h.ack(6), vec![data(7, 8), data(8, 8), data(9, 8), data(10, 8)]);
+        assert_eq!(
+            h.ack(6),
+            vec![data(7, 8), data(8, 8), data(9, 8), data(10, 8)]
+        );
         assert_eq!(h.t.bytes_acked(), 48);
         // A late ACK of the old window is a duplicate now.
         assert_eq!(h.ack(5), vec![]);
@@ -823,8 +841,14 @@ mod tests {
     fn timeout_after_mid_window_ack_resends_from_first_unacked() {
         let mut h = Harness::simple(8, 4, 100);
         h.step();
-        assert_eq!(h.ack(2), vec![data(3, 8), data(4, 8), data(5, 8), data(6, 8)]);
-        assert_eq!(h.fire(), vec![data(3, 8), data(4, 8), data(5, 8), data(6, 8)]);
+        assert_eq!(
+            h.ack(2),
+            vec![data(3, 8), data(4, 8), data(5, 8), data(6, 8)]
+        );
+        assert_eq!(
+            h.fire(),
+            vec![data(3, 8), data(4, 8), data(5, 8), data(6, 8)]
+        );
         assert_eq!(h.t.retransmits(), 4);
     }
 
@@ -898,7 +922,13 @@ mod tests {
         // A second abort or an ACK changes nothing.
         h.t.abort(ErrorCode::DiskFull, "again");
         assert_eq!(h.ack(1), vec![]);
-        assert!(matches!(h.t.outcome(), Some(Outcome::Failed { code: ErrorCode::Undefined, .. })));
+        assert!(matches!(
+            h.t.outcome(),
+            Some(Outcome::Failed {
+                code: ErrorCode::Undefined,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -951,7 +981,10 @@ mod tests {
 
     #[test]
     fn rollover_past_65535_lock_step() {
-        for (rollover, after) in [(Rollover::ToZero, [0u16, 1, 2]), (Rollover::ToOne, [1, 2, 3])] {
+        for (rollover, after) in [
+            (Rollover::ToZero, [0u16, 1, 2]),
+            (Rollover::ToOne, [1, 2, 3]),
+        ] {
             let config = TransferConfig {
                 rollover,
                 ..TransferConfig::default()
@@ -970,7 +1003,10 @@ mod tests {
 
     #[test]
     fn rollover_inside_a_window() {
-        for (rollover, wrap) in [(Rollover::ToZero, [65535u16, 0, 1]), (Rollover::ToOne, [65535, 1, 2])] {
+        for (rollover, wrap) in [
+            (Rollover::ToZero, [65535u16, 0, 1]),
+            (Rollover::ToOne, [65535, 1, 2]),
+        ] {
             let config = TransferConfig {
                 rollover,
                 ..TransferConfig::default()
@@ -980,7 +1016,9 @@ mod tests {
             let mut got = h.step();
             // Whole windows up to the one holding 65529 (65529..=65536).
             while !got.contains(&data(65529, 8)) {
-                let Some(Sent::Data(b, _)) = got.last() else { panic!() };
+                let Some(Sent::Data(b, _)) = got.last() else {
+                    panic!()
+                };
                 got = h.ack(*b);
             }
             assert_eq!(got.last(), Some(&data(wrap[1], 8)));
@@ -994,7 +1032,11 @@ mod tests {
                 })
                 .collect();
             let (w1, w2) = (wrap[1], wrap[2]);
-            assert_eq!(wires, [65530, 65531, 65532, 65533, 65534, 65535, w1, w2], "{rollover:?}");
+            assert_eq!(
+                wires,
+                [65530, 65531, 65532, 65533, 65534, 65535, w1, w2],
+                "{rollover:?}"
+            );
             // An ACK of a block from before the window is ignored.
             assert_eq!(h.ack(65529), vec![]);
             // Mid-window ACK after the wrap: block 65536 (wire w1).
@@ -1006,10 +1048,14 @@ mod tests {
             let again = h.fire();
             assert_eq!(again, got);
             // Finish the transfer.
-            let Some(Sent::Data(b, _)) = again.last() else { panic!() };
+            let Some(Sent::Data(b, _)) = again.last() else {
+                panic!()
+            };
             let mut got = h.ack(*b);
             while h.t.outcome().is_none() {
-                let Some(Sent::Data(b, _)) = got.last() else { panic!() };
+                let Some(Sent::Data(b, _)) = got.last() else {
+                    panic!()
+                };
                 got = h.ack(*b);
             }
             assert_eq!(h.t.bytes_acked(), 65600 * 8);
