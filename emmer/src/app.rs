@@ -41,6 +41,12 @@ pub struct Config {
     pub max_transfers: usize,
     /// On shutdown, how long running transfers may go on. Default 5 s.
     pub shutdown_grace: Duration,
+    /// When a client asks for `tsize` of a streamed body whose size is not
+    /// known, read up to this many bytes ahead to learn it (0: leave tsize
+    /// out of the OACK). A body can set its own limit with
+    /// [`ReadBody::measure_tsize_up_to`](crate::ReadBody::measure_tsize_up_to).
+    /// Default 0.
+    pub tsize_measure_limit: u64,
 }
 
 impl Default for Config {
@@ -52,6 +58,7 @@ impl Default for Config {
             max_upload: DEFAULT_MAX_UPLOAD,
             max_transfers: DEFAULT_MAX_TRANSFERS,
             shutdown_grace: Duration::from_secs(5),
+            tsize_measure_limit: 0,
         }
     }
 }
@@ -70,6 +77,8 @@ impl Config {
     /// | `EMMER_MAX_BLKSIZE` | largest blksize granted | `65464` |
     /// | `EMMER_MAX_WINDOWSIZE` | largest windowsize granted | `64` |
     /// | `EMMER_ROLLOVER` | block after 65535: `0` or `1` | `0` |
+    /// | `EMMER_REFUSE_OPTIONS` | options never acknowledged, comma-separated: `blksize`, `windowsize`, `timeout`, `tsize` | none |
+    /// | `EMMER_TSIZE_MEASURE_LIMIT` | bytes read ahead to learn the tsize of a stream of unknown size | `0` |
     ///
     /// # Errors
     ///
@@ -124,6 +133,25 @@ impl Config {
                 1 => Rollover::ToOne,
                 _ => return Err(config_err("EMMER_ROLLOVER", "must be 0 or 1")),
             };
+        }
+        if let Some(list) = env::<String>("EMMER_REFUSE_OPTIONS", "a list such as tsize,windowsize")? {
+            for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match name.to_ascii_lowercase().as_str() {
+                    "blksize" => c.options.blksize = false,
+                    "windowsize" => c.options.windowsize = false,
+                    "timeout" | "utimeout" => c.options.timeout = false,
+                    "tsize" => c.options.tsize = false,
+                    other => {
+                        return Err(config_err(
+                            "EMMER_REFUSE_OPTIONS",
+                            &format!("{other:?} is not an option emmer negotiates (blksize, windowsize, timeout, tsize)"),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(n) = env("EMMER_TSIZE_MEASURE_LIMIT", "a size in bytes")? {
+            c.tsize_measure_limit = n;
         }
         Ok(c)
     }

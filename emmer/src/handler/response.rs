@@ -22,6 +22,8 @@ pub(crate) enum BodyKind {
     Stream {
         reader: Pin<Box<dyn AsyncRead + Send>>,
         size: Option<u64>,
+        /// Buffer up to this many bytes to learn the size for tsize.
+        measure: Option<u64>,
     },
 }
 
@@ -46,8 +48,30 @@ impl ReadBody {
             kind: BodyKind::Stream {
                 reader: Box::pin(reader),
                 size,
+                measure: None,
             },
         }
+    }
+
+    /// For a stream of unknown size: when the client asks for `tsize`,
+    /// read up to `limit` bytes ahead to learn the size (RFC 2349). A stream
+    /// that ends within the limit is sent from memory with its size in the
+    /// OACK; a longer one is sent as it comes, without tsize. Without this
+    /// (or [`Config::tsize_measure_limit`](crate::Config::tsize_measure_limit)),
+    /// tsize is left out of the OACK for such a body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let generated: &[u8] = b"#!ipxe\nchain http://boot/menu\n";
+    /// let body = emmer::ReadBody::from_reader(generated, None).measure_tsize_up_to(64 * 1024);
+    /// assert_eq!(body.size(), None); // learned when a client asks for tsize
+    /// ```
+    pub fn measure_tsize_up_to(mut self, limit: u64) -> Self {
+        if let BodyKind::Stream { measure, .. } = &mut self.kind {
+            *measure = Some(limit);
+        }
+        self
     }
 
     /// A file, streamed as it is sent (never read whole into memory), with

@@ -14,7 +14,8 @@ use tracing::{Instrument, field::Empty};
 use super::body::{Source, netascii_len};
 use super::{ABORT, Shared};
 use crate::handler::upload::{Chunk, UploadSender};
-use crate::handler::{Prepared, Request, Upload};
+use crate::handler::response::BodyKind;
+use crate::handler::{Prepared, ReadBody, Request, Upload};
 use crate::proto::netascii::NetasciiDecoder;
 use crate::proto::packet::{DATA_HEADER, encode_error};
 use crate::proto::{
@@ -186,8 +187,19 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 Err(e) => return refuse(route, e).await,
             };
             let netascii = req.mode == Mode::Netascii;
+            let body = if requested.tsize.is_some() && config.options.tsize {
+                match measure(body, config.tsize_measure_limit).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the body to measure its size failed");
+                        return refuse(route, TftpError::undefined("server could not read the file")).await;
+                    }
+                }
+            } else {
+                body
+            };
             let size = match (&body.kind, netascii) {
-                (crate::handler::response::BodyKind::Bytes(b), true) => Some(netascii_len(b)),
+                (BodyKind::Bytes(b), true) => Some(netascii_len(b)),
                 (_, true) => None,
                 (_, false) => body.size(),
             };
@@ -257,6 +269,30 @@ fn start_write(shared: &Shared, requested: &RequestedOptions) -> Option<(Negotia
 
 fn too_large(size: u64, max: u64) -> TftpError {
     TftpError::disk_full(format!("upload of {size} bytes exceeds the limit of {max} bytes"))
+}
+
+/// Learns the size of a streamed body of unknown size by reading up to its
+/// (or the server's) measuring limit ahead; see
+/// [`ReadBody::measure_tsize_up_to`].
+async fn measure(body: ReadBody, default_limit: u64) -> std::io::Result<ReadBody> {
+    use tokio::io::AsyncReadExt;
+    let BodyKind::Stream { reader, size: None, measure } = body.kind else {
+        return Ok(body);
+    };
+    let limit = measure.unwrap_or(default_limit);
+    if limit == 0 {
+        return Ok(ReadBody { kind: BodyKind::Stream { reader, size: None, measure } });
+    }
+    let mut head = Vec::new();
+    let mut limited = reader.take(limit.saturating_add(1));
+    limited.read_to_end(&mut head).await?;
+    let reader = limited.into_inner();
+    if head.len() as u64 <= limit {
+        return Ok(ReadBody::from_bytes(head));
+    }
+    // Longer than the limit: send what was read, then the rest, without tsize.
+    let chained = std::io::Cursor::new(head).chain(reader);
+    Ok(ReadBody { kind: BodyKind::Stream { reader: Box::pin(chained), size: None, measure } })
 }
 
 fn record_params(neg: &Negotiated) {
