@@ -193,6 +193,19 @@ where
     }))
 }
 
+/// Runs an async write handler that streams the upload ([`crate::Upload`]) on
+/// its own task, from the moment the request arrives.
+pub fn write_streaming<R, F, Fut>(f: F) -> Prepared
+where
+    F: FnOnce(crate::Upload) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoWriteResponse,
+{
+    Prepared::WriteStreaming(Box::new(move |upload| {
+        Box::pin(run_async(async move { f(upload).await.into_write_response() }))
+    }))
+}
+
 /// Binding failed: the client gets the error.
 pub fn reject(e: TftpError) -> Prepared {
     Prepared::Reject(e)

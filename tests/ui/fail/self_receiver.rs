@@ -1,0 +1,12 @@
+use emmer::route_read;
+
+struct Server;
+
+impl Server {
+    #[route_read(".*")]
+    fn everything(&self, filename: &str) -> String {
+        filename.to_owned()
+    }
+}
+
+fn main() {}
