@@ -67,7 +67,31 @@ impl Reserved {
 pub(crate) struct RouteArgs {
     pattern: LitStr,
     priority: i32,
+    /// `max_blksize`, `max_windowsize`, `max_upload`, when given.
+    limits: [Option<u64>; 3],
 }
+
+/// The per-route limits an attribute may set, with their ranges.
+const LIMITS: [(&str, u64, u64, &str); 3] = [
+    (
+        "max_blksize",
+        8,
+        65464,
+        "the largest blksize granted on this route (RFC 2348: 8..=65464)",
+    ),
+    (
+        "max_windowsize",
+        1,
+        65535,
+        "the largest windowsize granted on this route (RFC 7440: 1..=65535)",
+    ),
+    (
+        "max_upload",
+        0,
+        u64::MAX,
+        "the largest upload accepted on this route, in bytes",
+    ),
+];
 
 impl std::fmt::Debug for RouteArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,29 +127,53 @@ fn parse_args(input: ParseStream<'_>, kind: Kind) -> syn::Result<RouteArgs> {
         ));
     }
     let mut priority: Option<i32> = None;
+    let mut limits: [Option<u64>; 3] = [None; 3];
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
         if input.is_empty() {
             break;
         }
         let key = input.call(Ident::parse_any)?;
-        if key != "priority" {
+        if key == "priority" {
+            if priority.is_some() {
+                return Err(syn::Error::new(key.span(), "`priority` is given twice"));
+            }
+            input.parse::<Token![=]>()?;
+            priority = Some(parse_priority(input)?);
+            continue;
+        }
+        let Some(i) = LIMITS.iter().position(|(name, ..)| key == name) else {
             return Err(syn::Error::new(
                 key.span(),
                 format!(
-                    "unknown route option `{key}`: the only option is `priority = <integer>`, as in #[{attr}(\"…\", priority = 10)]"
+                    "unknown route option `{key}`: the options are `priority = <integer>`, `max_blksize = <8..=65464>`, `max_windowsize = <1..=65535>` and `max_upload = <bytes>`, as in #[{attr}(\"…\", priority = 10)]"
                 ),
             ));
-        }
-        if priority.is_some() {
-            return Err(syn::Error::new(key.span(), "`priority` is given twice"));
+        };
+        let (name, min, max, what) = LIMITS[i];
+        if limits[i].is_some() {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("`{name}` is given twice"),
+            ));
         }
         input.parse::<Token![=]>()?;
-        priority = Some(parse_priority(input)?);
+        let help = format!("`{name}` must be an integer literal in {min}..={max}: {what}");
+        let lit: LitInt = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), help.clone()))?;
+        let value: u64 = lit
+            .base10_parse()
+            .map_err(|_| syn::Error::new(lit.span(), help.clone()))?;
+        if !(min..=max).contains(&value) {
+            return Err(syn::Error::new(lit.span(), help));
+        }
+        limits[i] = Some(value);
     }
     Ok(RouteArgs {
         pattern,
         priority: priority.unwrap_or(0),
+        limits,
     })
 }
 
@@ -731,6 +779,16 @@ fn generate(kind: Kind, args: &RouteArgs, func: &ItemFn, params: &[Param<'_>]) -
     };
     let pattern = &args.pattern;
     let priority = args.priority;
+    let limit = |i: usize, ty: proc_macro2::TokenStream| match args.limits[i] {
+        Some(v) => {
+            let v = proc_macro2::Literal::u64_unsuffixed(v);
+            quote!(::core::option::Option::Some(#v as #ty))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let max_blksize = limit(0, quote!(u16));
+    let max_windowsize = limit(1, quote!(u16));
+    let max_upload = limit(2, quote!(u64));
     let name = fn_ident.unraw().to_string();
     // file!/line!/column! on the function's name: the route's location is
     // where the function is declared.
@@ -757,6 +815,11 @@ fn generate(kind: Kind, args: &RouteArgs, func: &ItemFn, params: &[Param<'_>]) -
                     kind: ::emmer::__private::Kind::#kind_variant,
                     pattern: #pattern,
                     priority: #priority,
+                    limits: ::emmer::__private::RouteLimits {
+                        max_blksize: #max_blksize,
+                        max_windowsize: #max_windowsize,
+                        max_upload: #max_upload,
+                    },
                     name: #name,
                     location: #location,
                     prepare: __emmer_prepare,

@@ -11,7 +11,7 @@ pub use inventory;
 use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, run_async, run_blocking};
 pub use crate::handler::{NoMatch, Prepared};
 use crate::proto::Mode;
-pub use crate::route::{Kind, Location, RouteDef};
+pub use crate::route::{Kind, Location, RouteDef, RouteLimits};
 use crate::{FromRequest, TftpError};
 
 /// `client_host` by name.
@@ -202,7 +202,9 @@ where
     R: IntoWriteResponse,
 {
     Prepared::WriteStreaming(Box::new(move |upload| {
-        Box::pin(run_async(async move { f(upload).await.into_write_response() }))
+        Box::pin(run_async(
+            async move { f(upload).await.into_write_response() },
+        ))
     }))
 }
 

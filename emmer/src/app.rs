@@ -134,7 +134,9 @@ impl Config {
                 _ => return Err(config_err("EMMER_ROLLOVER", "must be 0 or 1")),
             };
         }
-        if let Some(list) = env::<String>("EMMER_REFUSE_OPTIONS", "a list such as tsize,windowsize")? {
+        if let Some(list) =
+            env::<String>("EMMER_REFUSE_OPTIONS", "a list such as tsize,windowsize")?
+        {
             for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 match name.to_ascii_lowercase().as_str() {
                     "blksize" => c.options.blksize = false,
@@ -144,7 +146,9 @@ impl Config {
                     other => {
                         return Err(config_err(
                             "EMMER_REFUSE_OPTIONS",
-                            &format!("{other:?} is not an option emmer negotiates (blksize, windowsize, timeout, tsize)"),
+                            &format!(
+                                "{other:?} is not an option emmer negotiates (blksize, windowsize, timeout, tsize)"
+                            ),
                         ));
                     }
                 }
@@ -319,6 +323,30 @@ impl App {
                 Box::pin(run_blocking(move || h(&req, data).into_write_response()))
             })))
         })
+    }
+
+    /// Sets limits on the route added last (a tighter blksize, windowsize or
+    /// upload size than the server's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use emmer::{App, Request, route::RouteLimits};
+    /// let app = App::empty()
+    ///     .route_write("cfg/.+", |_: &Request, _data: Vec<u8>| ())
+    ///     .limits(RouteLimits { max_upload: Some(64 * 1024), ..Default::default() });
+    /// # let _ = app;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When no route was added yet.
+    pub fn limits(mut self, limits: crate::route::RouteLimits) -> Self {
+        self.routes
+            .last_mut()
+            .expect("App::limits applies to the route added last; add a route first")
+            .limits = limits;
+        self
     }
 
     fn push<F>(mut self, kind: Kind, pattern: String, prepare: F) -> Self

@@ -74,6 +74,21 @@ impl fmt::Display for Location {
     }
 }
 
+/// Limits of one route, tighter than the server's [`Config`](crate::Config).
+///
+/// With the macros: `#[route_read("…", max_blksize = 1428, max_windowsize = 8)]`,
+/// `#[route_write("…", max_upload = 1048576)]`; on the builder:
+/// [`App::limits`](crate::App::limits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteLimits {
+    /// Largest blksize granted on this route.
+    pub max_blksize: Option<u16>,
+    /// Largest windowsize granted on this route.
+    pub max_windowsize: Option<u16>,
+    /// Largest upload accepted on this route, in bytes (ERROR 3 beyond).
+    pub max_upload: Option<u64>,
+}
+
 /// The function a route calls to bind a request to its handler.
 pub type PrepareFn = fn(&Request) -> Result<Prepared, NoMatch>;
 
@@ -86,6 +101,8 @@ pub struct RouteDef {
     pub pattern: &'static str,
     /// Higher is tried first.
     pub priority: i32,
+    /// Limits of this route.
+    pub limits: RouteLimits,
     /// The handler's name.
     pub name: &'static str,
     /// Where the route was declared.
@@ -120,6 +137,7 @@ pub(crate) struct RouteSpec {
     kind: Kind,
     pattern: String,
     priority: i32,
+    pub(crate) limits: RouteLimits,
     name: String,
     origin: Origin,
     prepare: DynPrepare,
@@ -131,6 +149,7 @@ impl RouteSpec {
             kind: def.kind,
             pattern: def.pattern.to_owned(),
             priority: def.priority,
+            limits: def.limits,
             name: def.name.to_owned(),
             origin: Origin::Macro(def.location),
             prepare: Arc::new(def.prepare),
@@ -149,6 +168,7 @@ impl RouteSpec {
             name: format!("{} route {pattern:?}", kind.as_str()),
             pattern,
             priority,
+            limits: RouteLimits::default(),
             origin: Origin::Builder(index),
             prepare,
         }
@@ -207,6 +227,7 @@ impl fmt::Debug for RouteTable {
 /// The route that took a request, and what to run.
 pub(crate) struct Dispatch {
     pub(crate) route: Arc<str>,
+    pub(crate) limits: RouteLimits,
     pub(crate) prepared: Prepared,
 }
 
@@ -279,6 +300,7 @@ impl RouteTable {
                 Ok(prepared) => {
                     return Ok(Dispatch {
                         route: Arc::from(route.spec.name.as_str()),
+                        limits: route.spec.limits,
                         prepared,
                     });
                 }
@@ -341,6 +363,7 @@ mod tests {
             kind,
             pattern,
             priority,
+            limits: RouteLimits::default(),
             name: "handler",
             location: Location::new(file, line, 1),
             prepare,

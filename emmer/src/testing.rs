@@ -632,7 +632,8 @@ impl<'a> TestRequest<'a> {
 
 impl<'a> std::future::IntoFuture for TestRequest<'a> {
     type Output = Result<Vec<u8>, crate::TftpError>;
-    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())

@@ -158,7 +158,10 @@ bytes_body!(&'static str, String, Vec<u8>, &'static [u8], Bytes);
 impl IntoReadResponse for std::fs::File {
     fn into_read_response(self) -> Result<ReadBody, TftpError> {
         let size = self.metadata()?.len();
-        Ok(ReadBody::from_reader(tokio::fs::File::from_std(self), Some(size)))
+        Ok(ReadBody::from_reader(
+            tokio::fs::File::from_std(self),
+            Some(size),
+        ))
     }
 }
 

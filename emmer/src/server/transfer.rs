@@ -5,23 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use bytes::Bytes;
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, field::Empty};
 
 use super::body::{Source, netascii_len};
 use super::{ABORT, Shared};
-use crate::handler::upload::{Chunk, UploadSender};
 use crate::handler::response::BodyKind;
+use crate::handler::upload::{Chunk, UploadSender};
 use crate::handler::{Prepared, ReadBody, Request, Upload};
+use crate::proto::OptionLimits;
 use crate::proto::netascii::NetasciiDecoder;
 use crate::proto::packet::{DATA_HEADER, encode_error};
 use crate::proto::{
     Mode, Negotiated, Outcome, Packet, ReadTransfer, RequestPacket, RequestedOptions, WriteTransfer,
 };
-use crate::route::Kind;
+use crate::route::{Kind, RouteLimits};
 use crate::{ErrorCode, TftpError};
 
 /// A request copied out of the listener's buffer.
@@ -168,6 +169,7 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
         Err(e) => return refuse(None, e).await,
     };
     let route = Some(dispatch.route.clone());
+    let limits = dispatch.limits;
     tracing::Span::current().record("route", &*dispatch.route);
     let opts: Vec<(&str, &str)> = req
         .options
@@ -192,7 +194,11 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                     Ok(b) => b,
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the body to measure its size failed");
-                        return refuse(route, TftpError::undefined("server could not read the file")).await;
+                        return refuse(
+                            route,
+                            TftpError::undefined("server could not read the file"),
+                        )
+                        .await;
                     }
                 }
             } else {
@@ -203,15 +209,16 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 (_, true) => None,
                 (_, false) => body.size(),
             };
-            let neg = Negotiated::negotiate(&requested, &config.options, false, size);
+            let neg =
+                Negotiated::negotiate(&requested, &option_limits(shared, &limits), false, size);
             record_params(&neg);
             let mut t = ReadTransfer::new(Instant::now(), &neg, &transfer_config(shared, &neg));
             let source = Source::new(body, netascii, usize::from(neg.params.blksize));
             drive_read(&socket, peer, &mut t, source, stop, route).await
         }
         Prepared::WriteBuffered(handler) => {
-            let Some((neg, mut t)) = start_write(shared, &requested) else {
-                let e = too_large(requested.tsize.unwrap_or(0), config.max_upload);
+            let Some((neg, mut t)) = start_write(shared, &limits, &requested) else {
+                let e = too_large(requested.tsize.unwrap_or(0), max_upload(shared, &limits));
                 return refuse(route, e).await;
             };
             // Trust an announced size for the first allocation only up to 1 MiB.
@@ -221,11 +228,21 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 handler: Some(handler),
             };
             let netascii = (req.mode == Mode::Netascii).then(NetasciiDecoder::new);
-            drive_write(&socket, peer, &mut t, sink, netascii, stop, route, neg.params.blksize).await
+            drive_write(
+                &socket,
+                peer,
+                &mut t,
+                sink,
+                netascii,
+                stop,
+                route,
+                neg.params.blksize,
+            )
+            .await
         }
         Prepared::WriteStreaming(handler) => {
-            let Some((neg, mut t)) = start_write(shared, &requested) else {
-                let e = too_large(requested.tsize.unwrap_or(0), config.max_upload);
+            let Some((neg, mut t)) = start_write(shared, &limits, &requested) else {
+                let e = too_large(requested.tsize.unwrap_or(0), max_upload(shared, &limits));
                 return refuse(route, e).await;
             };
             let depth = usize::from(neg.params.windowsize) + 1;
@@ -249,26 +266,60 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 scratch: Vec::new(),
             };
             let netascii = (req.mode == Mode::Netascii).then(NetasciiDecoder::new);
-            drive_write(&socket, peer, &mut t, sink, netascii, stop, route, neg.params.blksize).await
+            drive_write(
+                &socket,
+                peer,
+                &mut t,
+                sink,
+                netascii,
+                stop,
+                route,
+                neg.params.blksize,
+            )
+            .await
         }
     }
 }
 
 /// Negotiates a write; `None` when the announced size is over the limit
 /// (RFC 2349: refused before the transfer starts).
-fn start_write(shared: &Shared, requested: &RequestedOptions) -> Option<(Negotiated, WriteTransfer)> {
-    let config = &shared.config;
-    let neg = Negotiated::negotiate(requested, &config.options, true, None);
-    if neg.tsize.is_some_and(|s| s > config.max_upload) || requested.tsize.is_some_and(|s| s > config.max_upload) {
+fn start_write(
+    shared: &Shared,
+    limits: &RouteLimits,
+    requested: &RequestedOptions,
+) -> Option<(Negotiated, WriteTransfer)> {
+    let max = max_upload(shared, limits);
+    let neg = Negotiated::negotiate(requested, &option_limits(shared, limits), true, None);
+    if requested.tsize.is_some_and(|s| s > max) {
         return None;
     }
     record_params(&neg);
-    let t = WriteTransfer::new(Instant::now(), &neg, &transfer_config(shared, &neg), config.max_upload);
+    let t = WriteTransfer::new(Instant::now(), &neg, &transfer_config(shared, &neg), max);
     Some((neg, t))
 }
 
+/// The server's option limits, tightened by the route's.
+fn option_limits(shared: &Shared, route: &RouteLimits) -> OptionLimits {
+    let mut o = shared.config.options.clone();
+    if let Some(b) = route.max_blksize {
+        o.max_blksize = o.max_blksize.min(b);
+    }
+    if let Some(w) = route.max_windowsize {
+        o.max_windowsize = o.max_windowsize.min(w);
+    }
+    o
+}
+
+fn max_upload(shared: &Shared, route: &RouteLimits) -> u64 {
+    route.max_upload.map_or(shared.config.max_upload, |m| {
+        m.min(shared.config.max_upload)
+    })
+}
+
 fn too_large(size: u64, max: u64) -> TftpError {
-    TftpError::disk_full(format!("upload of {size} bytes exceeds the limit of {max} bytes"))
+    TftpError::disk_full(format!(
+        "upload of {size} bytes exceeds the limit of {max} bytes"
+    ))
 }
 
 /// Learns the size of a streamed body of unknown size by reading up to its
@@ -276,12 +327,23 @@ fn too_large(size: u64, max: u64) -> TftpError {
 /// [`ReadBody::measure_tsize_up_to`].
 async fn measure(body: ReadBody, default_limit: u64) -> std::io::Result<ReadBody> {
     use tokio::io::AsyncReadExt;
-    let BodyKind::Stream { reader, size: None, measure } = body.kind else {
+    let BodyKind::Stream {
+        reader,
+        size: None,
+        measure,
+    } = body.kind
+    else {
         return Ok(body);
     };
     let limit = measure.unwrap_or(default_limit);
     if limit == 0 {
-        return Ok(ReadBody { kind: BodyKind::Stream { reader, size: None, measure } });
+        return Ok(ReadBody {
+            kind: BodyKind::Stream {
+                reader,
+                size: None,
+                measure,
+            },
+        });
     }
     let mut head = Vec::new();
     let mut limited = reader.take(limit.saturating_add(1));
@@ -292,7 +354,13 @@ async fn measure(body: ReadBody, default_limit: u64) -> std::io::Result<ReadBody
     }
     // Longer than the limit: send what was read, then the rest, without tsize.
     let chained = std::io::Cursor::new(head).chain(reader);
-    Ok(ReadBody { kind: BodyKind::Stream { reader: Box::pin(chained), size: None, measure } })
+    Ok(ReadBody {
+        kind: BodyKind::Stream {
+            reader: Box::pin(chained),
+            size: None,
+            measure,
+        },
+    })
 }
 
 fn record_params(neg: &Negotiated) {
@@ -450,7 +518,12 @@ impl Sink {
                     None => Err(TftpError::undefined("internal server error")),
                 }
             }
-            Sink::Stream { tx, task, verdict, scratch } => {
+            Sink::Stream {
+                tx,
+                task,
+                verdict,
+                scratch,
+            } => {
                 if let (Some(d), Some(t)) = (netascii, tx.as_ref()) {
                     scratch.clear();
                     d.finish(scratch);
@@ -474,7 +547,9 @@ impl Sink {
             if let Some(t) = tx.take() {
                 let e = match why {
                     Outcome::Failed { code, message } => TftpError::new(*code, message.clone()),
-                    Outcome::PeerError { .. } => TftpError::undefined("the client aborted the upload"),
+                    Outcome::PeerError { .. } => {
+                        TftpError::undefined("the client aborted the upload")
+                    }
                     _ => TftpError::undefined("the client stopped sending"),
                 };
                 let _ = t.try_send(Err(e));
@@ -486,7 +561,11 @@ impl Sink {
 /// Resolves when a streaming handler returns before the upload is complete.
 async fn early_verdict(sink: &mut Sink) -> Result<(), TftpError> {
     match sink {
-        Sink::Stream { task, verdict: None, .. } => join_result(task.await),
+        Sink::Stream {
+            task,
+            verdict: None,
+            ..
+        } => join_result(task.await),
         _ => std::future::pending().await,
     }
 }
