@@ -62,8 +62,7 @@ fn upload_path(filename: &str) -> std::io::Result<PathBuf> {
 fn main() -> emmer::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     emmer::run()

@@ -430,8 +430,7 @@ mod tests {
             def(Kind::Write, "x.*", 0, "src/one.rs", 4),
             def(Kind::Read, "x.*", 0, "src/two.rs", 9),
         ])
-        .err()
-        .expect("duplicate read routes must be refused");
+        .expect_err("duplicate read routes must be refused");
         let msg = err.to_string();
         assert!(
             msg.contains("src/one.rs:3:1") && msg.contains("src/two.rs:9:1"),
@@ -449,8 +448,7 @@ mod tests {
             0,
             Arc::new(|_: &Request| Err(NoMatch)),
         )])
-        .err()
-        .expect("an invalid regex must be refused");
+        .expect_err("an invalid regex must be refused");
         assert!(err.to_string().contains("App builder route #1"), "{err}");
     }
 

@@ -258,16 +258,22 @@ impl StateMap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoMatch;
 
+/// A write handler that takes the whole upload.
+pub type WriteFn = Box<dyn FnOnce(Vec<u8>) -> BoxFuture<Result<(), TftpError>> + Send>;
+
+/// A write handler that streams the upload.
+pub type StreamFn = Box<dyn FnOnce(Upload) -> BoxFuture<Result<(), TftpError>> + Send>;
+
 /// What a route's handler does with a request, decided once its parameters are
 /// bound.
 pub enum Prepared {
     /// A read: the future yields the body or a TFTP error.
     Read(BoxFuture<Result<ReadBody, TftpError>>),
     /// A write whose handler wants the whole upload at once.
-    WriteBuffered(Box<dyn FnOnce(Vec<u8>) -> BoxFuture<Result<(), TftpError>> + Send>),
+    WriteBuffered(WriteFn),
     /// A write whose handler streams the upload ([`Upload`]): the future is
     /// started when the request arrives.
-    WriteStreaming(Box<dyn FnOnce(Upload) -> BoxFuture<Result<(), TftpError>> + Send>),
+    WriteStreaming(StreamFn),
     /// Binding failed with an error for the client (an extractor refused).
     Reject(TftpError),
 }

@@ -209,6 +209,9 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 (_, true) => None,
                 (_, false) => body.size(),
             };
+            // An empty body gets no tsize: curl (7.x) refuses an OACK with
+            // "tsize 0", and RFC 2347 lets a server leave any option out.
+            let size = size.filter(|&n| n > 0);
             let neg =
                 Negotiated::negotiate(&requested, &option_limits(shared, &limits), false, size);
             record_params(&neg);
@@ -251,13 +254,21 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             let mut task = tokio::spawn(handler(upload));
             // The handler decides first: an error before its first read
             // refuses the transfer before anything is acknowledged.
-            let mut verdict = None;
-            tokio::select! {
-                _ = started => {}
-                r = &mut task => match join_result(r) {
-                    Err(e) => return refuse(route, e).await,
-                    Ok(()) => verdict = Some(Ok(())),
-                },
+            let mut started = started;
+            let read_first = tokio::select! {
+                biased;
+                r = &mut task => Err(join_result(r)),
+                r = &mut started => Ok(r.is_ok()),
+            };
+            let verdict = match read_first {
+                // The handler read: the transfer starts.
+                Ok(true) => None,
+                // It dropped the upload unread: its result decides.
+                Ok(false) => Some(join_result((&mut task).await)),
+                Err(v) => Some(v),
+            };
+            if let Some(Err(e)) = verdict {
+                return refuse(route, e).await;
             }
             let sink = Sink::Stream {
                 tx: verdict.is_none().then_some(tx),
@@ -469,7 +480,7 @@ enum Sink {
     },
 }
 
-type WriteFn = Box<dyn FnOnce(Vec<u8>) -> crate::handler::BoxFuture<Result<(), TftpError>> + Send>;
+use crate::handler::WriteFn;
 
 fn join_result(r: Result<Result<(), TftpError>, tokio::task::JoinError>) -> Result<(), TftpError> {
     r.unwrap_or_else(|e| {
