@@ -7,12 +7,17 @@
 //! - [`interop`]: the same transfers run with every system client.
 //! - [`serve_dir`]: the `serve_dir` example's path rules, in process and as
 //!   the real binary.
+//! - [`api`]: the handler API through the macros: typed captures,
+//!   extractors, async and blocking handlers, read bodies, the upload
+//!   lifecycle, table-level requests.
+//! - [`examples`]: the example programs as users run them.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
 
 pub mod api;
 pub mod clients;
 pub mod emmer_client;
+pub mod examples;
 pub mod interop;
 pub mod serve_dir;
 pub mod support;

@@ -1,0 +1,247 @@
+//! The example programs as users run them: each binary is started on a free
+//! port (`EMMER_PORT=0`) and driven with `emmer::testing::Client`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use emmer::testing::{Client, ClientError};
+
+use super::support::{TempDir, noise};
+
+/// `target/<profile>/examples/<name>`, built by `cargo test --workspace`.
+fn binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("examples").join(name);
+    if bin.is_file() {
+        Some(bin)
+    } else {
+        eprintln!(
+            "skipped: {} not built (`cargo test --workspace` builds the examples)",
+            bin.display()
+        );
+        None
+    }
+}
+
+/// A running example, killed on drop.
+struct Example {
+    child: Child,
+    addr: SocketAddr,
+}
+
+/// Drops ANSI colour sequences from a log line.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Example {
+    /// Starts the example and waits (at most 30 s) for its "emmer listening" line.
+    fn start(bin: PathBuf, args: &[String], env: &[(&str, &str)]) -> Example {
+        let mut child = Command::new(bin)
+            .args(args)
+            .env("EMMER_HOST", "127.0.0.1")
+            .env("EMMER_PORT", "0")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the example");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(plain(&line));
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("the example printed no listening address within 30 s: {e}");
+                }
+            };
+            if let Some(rest) = line.split("emmer listening addr=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                return Example { child, addr };
+            }
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(self.addr).timeout(Duration::from_secs(2))
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(
+    name: &'static str,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+) -> Option<Example> {
+    let bin = binary(name)?;
+    Some(
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Example::start(bin, &args, &env)
+        })
+        .await
+        .unwrap(),
+    )
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u16 {
+    match r {
+        Err(e) => e
+            .code()
+            .unwrap_or_else(|| panic!("expected an ERROR, got {e}")),
+        Ok(v) => panic!("expected an ERROR, got {v:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hello_answers_every_read_and_stores_uploads() {
+    let Some(ex) = start("hello", vec![], vec![]).await else {
+        return;
+    };
+    assert_eq!(
+        ex.client().get("anything").await.unwrap(),
+        b"example_output"
+    );
+    assert_eq!(
+        ex.client().get("pxelinux.0").await.unwrap(),
+        b"example_output"
+    );
+    let name = format!("it-{}.bin", std::process::id());
+    let data = noise(5000, 11);
+    ex.client().put(&name, &data).await.unwrap();
+    let stored = std::env::temp_dir().join("emmer-hello").join(&name);
+    assert_eq!(std::fs::read(&stored).unwrap(), data);
+    let _ = std::fs::remove_file(stored);
+    // Names that climb out of the upload directory are refused.
+    assert_eq!(code(ex.client().put("../escape.bin", b"x").await), 2);
+}
+
+#[tokio::test]
+async fn pxe_renders_known_machines_and_falls_back() {
+    let Some(ex) = start("pxe", vec![], vec![]).await else {
+        return;
+    };
+    let known = String::from_utf8(
+        ex.client()
+            .get("pxelinux.cfg/01-52-54-00-12-34-56")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(known.contains("hostname=web-1"), "{known}");
+    assert!(known.contains("52:54:00:12:34:56"), "{known}");
+    // Unknown MAC: ERROR 1, so pxelinux moves on to `default`.
+    assert_eq!(
+        code(ex.client().get("pxelinux.cfg/01-00-00-00-00-00-01").await),
+        1
+    );
+    let menu = String::from_utf8(ex.client().get("pxelinux.cfg/default").await.unwrap()).unwrap();
+    assert!(menu.contains("LOCALBOOT"), "{menu}");
+    assert_eq!(code(ex.client().get("pxelinux.cfg/01-zz").await), 1);
+}
+
+#[tokio::test]
+async fn state_is_shared_by_read_and_write_routes() {
+    let Some(ex) = start("state", vec![], vec![]).await else {
+        return;
+    };
+    assert_eq!(ex.client().get("counter").await.unwrap(), b"1\n");
+    assert_eq!(ex.client().get("counter").await.unwrap(), b"2\n");
+    assert_eq!(code(ex.client().get("store/note").await), 1);
+    ex.client().put("store/note", b"hello\n").await.unwrap();
+    assert_eq!(ex.client().get("store/note").await.unwrap(), b"hello\n");
+    // Over the route's 64 KiB limit: ERROR 3, the old value stays.
+    assert_eq!(
+        code(ex.client().put("store/note", &noise(70_000, 2)).await),
+        3
+    );
+    assert_eq!(ex.client().get("store/note").await.unwrap(), b"hello\n");
+}
+
+#[tokio::test]
+async fn uploads_stores_backups_of_known_switches_only() {
+    let dir = TempDir::new("example-uploads");
+    let root = dir.join("").to_string_lossy().into_owned();
+    let Some(ex) = start(
+        "uploads",
+        vec![root.clone()],
+        vec![("BACKUP_CLIENTS", "127.0.0.1".into())],
+    )
+    .await
+    else {
+        return;
+    };
+    let cfg = b"hostname sw-core-1\ninterface ge-0/0/1\n".repeat(100);
+    ex.client()
+        .tsize(true)
+        .put("backups/sw-core-1.cfg", &cfg)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(dir.join("sw-core-1.cfg")).unwrap(), cfg);
+    // Too large: refused from the announced size, the old backup stays whole.
+    let big = noise(2 << 20, 5);
+    assert_eq!(
+        code(
+            ex.client()
+                .tsize(true)
+                .put("backups/sw-core-1.cfg", &big)
+                .await
+        ),
+        3
+    );
+    assert_eq!(
+        code(ex.client().put("backups/sw-core-1.cfg", &big).await),
+        3
+    );
+    assert_eq!(std::fs::read(dir.join("sw-core-1.cfg")).unwrap(), cfg);
+    // Not a backup name: no route.
+    assert_eq!(code(ex.client().put("other.cfg", b"x").await), 2);
+    drop(ex);
+
+    // A switch that is not on the list is refused.
+    let Some(ex) = start(
+        "uploads",
+        vec![root],
+        vec![("BACKUP_CLIENTS", "192.0.2.1".into())],
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(code(ex.client().put("backups/sw-2.cfg", b"x").await), 2);
+    assert!(!dir.join("sw-2.cfg").exists());
+}
