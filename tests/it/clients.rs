@@ -145,6 +145,9 @@ pub struct Opts {
     pub windowsize: Option<u16>,
     /// Ask for no options at all (curl's `--tftp-no-options`).
     pub no_options: bool,
+    /// Ask for tsize (atftp `--option "tsize 0"`; curl always does unless
+    /// `no_options`).
+    pub tsize: bool,
 }
 
 impl Tool {
@@ -225,7 +228,13 @@ impl Tool {
                 cmd.arg(url);
             }
             Kind::Hpa => {
-                assert!(opts.blksize.is_none() && opts.windowsize.is_none() && !opts.no_options);
+                assert!(
+                    opts.blksize.is_none()
+                        && opts.windowsize.is_none()
+                        && !opts.no_options
+                        && !opts.tsize,
+                    "tftp-hpa's client asks for no options"
+                );
                 let local = local.to_str().expect("temporary paths are UTF-8");
                 let line = if put {
                     format!("put {local} {remote}")
@@ -245,6 +254,9 @@ impl Tool {
                 }
                 if let Some(w) = opts.windowsize {
                     options.push(format!("windowsize {w}"));
+                }
+                if opts.tsize {
+                    options.push("tsize 0".to_owned());
                 }
                 let local = local.to_str().expect("temporary paths are UTF-8");
                 if netascii {
@@ -270,7 +282,7 @@ impl Tool {
                 cmd.args([&host, &port]);
             }
             Kind::Busybox => {
-                assert!(opts.windowsize.is_none() && !opts.no_options);
+                assert!(opts.windowsize.is_none() && !opts.no_options && !opts.tsize);
                 cmd.arg("tftp")
                     .arg(if put { "-p" } else { "-g" })
                     .args(["-r", remote])

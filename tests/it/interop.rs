@@ -265,6 +265,22 @@ mod options {
         put_case(Kind::Atftp, &noise(1_000_000, 12), Mode::Octet, opts).await;
     }
 
+    /// The options netboot clients ask for together: tsize, a 1428-byte
+    /// block and a window of 16, both ways, over a file past the block
+    /// number rollover at 1428 bytes (65536 × 1428 ≈ 89 MiB would be slow in
+    /// a debug build, so 6 MiB: 4406 blocks, 276 windows).
+    #[tokio::test]
+    async fn atftp_tsize_blksize_1428_windowsize_16() {
+        let opts = Opts {
+            blksize: Some(1428),
+            windowsize: Some(16),
+            tsize: true,
+            ..Opts::default()
+        };
+        get_case(Kind::Atftp, &noise(6 << 20, 16), Mode::Octet, opts).await;
+        put_case(Kind::Atftp, &noise(6 << 20, 17), Mode::Octet, opts).await;
+    }
+
     /// A large blksize: 4 MiB in 65464-byte blocks (the last one short).
     #[tokio::test]
     async fn atftp_blksize_65464() {

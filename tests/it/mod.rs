@@ -10,6 +10,7 @@
 //! - [`api`]: the handler API through the macros: typed captures,
 //!   extractors, async and blocking handlers, read bodies, the upload
 //!   lifecycle, table-level requests.
+//! - [`engine`]: wire rules that need a second party or the OS.
 //! - [`examples`]: the example programs as users run them.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod clients;
 pub mod emmer_client;
+pub mod engine;
 pub mod examples;
 pub mod interop;
 pub mod serve_dir;
