@@ -80,6 +80,7 @@ impl Example {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("the example printed no listening address within 30 s: {e}");
                 }
             };
