@@ -278,6 +278,39 @@ impl App {
         self
     }
 
+    /// Largest blksize granted (RFC 2348; default 65464). Larger requests
+    /// are lowered to it.
+    pub fn max_blksize(mut self, blksize: u16) -> Self {
+        self.config.options.max_blksize = blksize.clamp(8, crate::proto::packet::MAX_BLKSIZE);
+        self
+    }
+
+    /// Largest windowsize granted (RFC 7440; default 64).
+    pub fn max_windowsize(mut self, windowsize: u16) -> Self {
+        self.config.options.max_windowsize = windowsize.max(1);
+        self
+    }
+
+    /// What follows block 65535 (default 0).
+    pub fn rollover(mut self, rollover: Rollover) -> Self {
+        self.config.transfer.rollover = rollover;
+        self
+    }
+
+    /// Never acknowledges the named option (`"blksize"`, `"windowsize"`,
+    /// `"timeout"` or `"tsize"`); other names are ignored.
+    pub fn refuse_option(mut self, name: &str) -> Self {
+        let o = &mut self.config.options;
+        match name.to_ascii_lowercase().as_str() {
+            "blksize" => o.blksize = false,
+            "windowsize" => o.windowsize = false,
+            "timeout" | "utimeout" => o.timeout = false,
+            "tsize" => o.tsize = false,
+            _ => {}
+        }
+        self
+    }
+
     /// Largest upload in bytes (default 64 MiB); a longer one ends with
     /// ERROR 3 and is not handed to the handler.
     pub fn max_upload(mut self, bytes: u64) -> Self {

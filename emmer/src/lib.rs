@@ -67,7 +67,7 @@ pub use error::{Error, ErrorCode, Result, TftpError};
 pub use handler::{
     FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Upload,
 };
-pub use proto::Mode;
+pub use proto::{Mode, Rollover};
 pub use server::{Server, ShutdownHandle};
 
 /// Serves the routes declared with [`route_read`] and [`route_write`] until the

@@ -1,4 +1,44 @@
-//! Test helpers: a server on an ephemeral port and an async TFTP client.
+//! Test helpers: requests through an app's real route table without a
+//! socket, a server on an ephemeral port, and an async TFTP client.
+//!
+//! Three levels, from the fastest:
+//!
+//! **A handler is a function**: call it.
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use emmer::route_read;
+//!
+//! #[route_read(r"greeting/(?P<name>\w+)")]
+//! fn greeting(name: String, client_host: IpAddr) -> String {
+//!     format!("hello {name} at {client_host}")
+//! }
+//!
+//! assert_eq!(greeting("pc1".into(), "10.0.0.1".parse().unwrap()), "hello pc1 at 10.0.0.1");
+//! ```
+//!
+//! **The route table**: [`App::read`] and [`App::write`] run a request through
+//! the routes, captures and extractors, with no socket.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use emmer::{App, ErrorCode, Request};
+//!
+//! let app = App::empty()
+//!     .route_read(r"cfg/(?P<host>[a-z0-9-]+)\.cfg", |req: &Request| {
+//!         format!("hostname {}\n", req.capture("host").unwrap())
+//!     })
+//!     .route_write(r"backup/.+", |_: &Request, data: Vec<u8>| !data.is_empty());
+//! assert_eq!(app.read("cfg/sw1.cfg").await.unwrap(), b"hostname sw1\n");
+//! assert_eq!(app.read("cfg/SW1.cfg").await.unwrap_err().code(), ErrorCode::FileNotFound);
+//! assert!(app.write("backup/a", "data").await.is_ok());
+//! assert_eq!(app.write("backup/a", "").await.unwrap_err().code(), ErrorCode::AccessViolation);
+//! # }
+//! ```
+//!
+//! **End to end**: [`TestServer`] serves the app on 127.0.0.1 with a free
+//! port, and [`Client`] talks TFTP to it, with options.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -7,9 +47,10 @@
 //! use emmer::{App, Request};
 //!
 //! let server = TestServer::start(App::empty().route_read("motd", |_: &Request| "hi")).await;
-//! assert_eq!(server.client().get("motd").await.unwrap(), b"hi");
-//! let err = server.client().get("other").await.unwrap_err();
-//! assert_eq!(err.code(), Some(1));
+//! let (body, info) = server.client().blksize(1428).tsize(true).get_with_info("motd").await.unwrap();
+//! assert_eq!(body, b"hi");
+//! assert!(info.oack.contains(&("tsize".to_owned(), "2".to_owned())));
+//! assert_eq!(server.client().get("other").await.unwrap_err().code(), Some(1));
 //! # }
 //! ```
 
@@ -557,8 +598,9 @@ impl App {
     }
 
     /// Runs a write request with the given upload through the route table
-    /// and the handler, without a socket: `Ok(())` is the final ACK, an
-    /// error what the client would get instead.
+    /// and the handler, without a socket: `Ok` (with an empty body) is the
+    /// final ACK, an error what the client would get instead. Size limits
+    /// are the engine's and are not applied here.
     ///
     /// # Examples
     ///
