@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::handler::{
-    IntoReadResponse, IntoWriteResponse, Prepared, Request, StateMap, run_blocking,
+    IntoReadResponse, IntoWriteResponse, Prepared, Request, StateMap, run_async, run_blocking,
 };
 use crate::proto::{OptionLimits, Rollover, TransferConfig};
 use crate::route::{Kind, RouteSpec, RouteTable, registered};
@@ -354,6 +354,74 @@ impl App {
             let (h, req) = (handler.clone(), req.clone());
             Ok(Prepared::WriteBuffered(Box::new(move |data| {
                 Box::pin(run_blocking(move || h(&req, data).into_write_response()))
+            })))
+        })
+    }
+
+    /// Adds a read route whose handler is async (it runs on the runtime, so
+    /// it must not block).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, ReadBody, Request, TftpError};
+    /// let app = App::empty().route_read_async(r"files/.+", |req: Request| async move {
+    ///     let path = std::env::temp_dir().join(req.filename().trim_start_matches("files/"));
+    ///     Ok::<_, TftpError>(ReadBody::file(path).await?)
+    /// });
+    /// assert_eq!(app.read("files/none-such").await.unwrap_err().code(), emmer::ErrorCode::FileNotFound);
+    /// # }
+    /// ```
+    pub fn route_read_async<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    where
+        H: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: IntoReadResponse + 'static,
+    {
+        self.push(Kind::Read, pattern.into(), move |req: &Request| {
+            let fut = handler(req.clone());
+            Ok(Prepared::Read(Box::pin(run_async(async move {
+                fut.await.into_read_response()
+            }))))
+        })
+    }
+
+    /// Adds a write route whose async handler gets the whole upload.
+    pub fn route_write_async<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    where
+        H: Fn(Request, Vec<u8>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: IntoWriteResponse + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.push(Kind::Write, pattern.into(), move |req: &Request| {
+            let (h, req) = (handler.clone(), req.clone());
+            Ok(Prepared::WriteBuffered(Box::new(move |data| {
+                Box::pin(run_async(async move {
+                    h(req, data).await.into_write_response()
+                }))
+            })))
+        })
+    }
+
+    /// Adds a write route whose async handler streams the upload
+    /// ([`Upload`](crate::Upload)): called when the request arrives, it can
+    /// refuse before anything is acknowledged.
+    pub fn route_upload<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    where
+        H: Fn(Request, crate::Upload) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: IntoWriteResponse + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.push(Kind::Write, pattern.into(), move |req: &Request| {
+            let (h, req) = (handler.clone(), req.clone());
+            Ok(Prepared::WriteStreaming(Box::new(move |upload| {
+                Box::pin(run_async(async move {
+                    h(req, upload).await.into_write_response()
+                }))
             })))
         })
     }

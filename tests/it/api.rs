@@ -540,3 +540,48 @@ async fn table_level_requests_need_no_socket() {
     );
     assert_eq!(log.calls.load(Ordering::SeqCst), 1);
 }
+
+// ---- async routes on the builder ------------------------------------------------
+
+#[tokio::test]
+async fn builder_async_routes_and_uploads() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let app = App::empty()
+        .route_read_async(r"gen/(?P<n>\d+)", |req: Request| async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let n: usize = req.capture("n").unwrap().parse().unwrap();
+            vec![b'g'; n]
+        })
+        .route_upload(r"in/.+", move |req: Request, mut up: Upload| {
+            let sink = sink.clone();
+            async move {
+                if req.filename().ends_with(".exe") {
+                    return Err(TftpError::access_violation("no executables"));
+                }
+                let data = up.to_vec().await?;
+                sink.lock().unwrap().push((req.filename().to_owned(), data));
+                Ok(())
+            }
+        });
+    let server = TestServer::start(app).await;
+    assert_eq!(
+        server.client().get("gen/1300").await.unwrap(),
+        vec![b'g'; 1300]
+    );
+    let data = noise(3000, 21);
+    server.client().put("in/a.txt", &data).await.unwrap();
+    assert_eq!(
+        server
+            .client()
+            .put("in/b.exe", b"MZ")
+            .await
+            .unwrap_err()
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        &[("in/a.txt".to_owned(), data)]
+    );
+}

@@ -217,7 +217,16 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             record_params(&neg);
             let mut t = ReadTransfer::new(Instant::now(), &neg, &transfer_config(shared, &neg));
             let source = Source::new(body, netascii, usize::from(neg.params.blksize));
-            drive_read(&socket, peer, &mut t, source, stop, route).await
+            drive_read(
+                &socket,
+                peer,
+                &mut t,
+                source,
+                stop,
+                route,
+                neg.params.blksize,
+            )
+            .await
         }
         Prepared::WriteBuffered(handler) => {
             let Some((neg, mut t)) = start_write(shared, &limits, &requested) else {
@@ -426,9 +435,12 @@ async fn drive_read(
     mut source: Source,
     mut stop: watch::Receiver<u8>,
     route: Option<Arc<str>>,
+    blksize: u16,
 ) -> Report {
-    let mut out = Vec::with_capacity(DATA_HEADER + 65536);
-    let mut buf = vec![0u8; 2048];
+    // Sized for one DATA packet (or an OACK/ERROR); grown once if needed.
+    let mut out = Vec::with_capacity(DATA_HEADER + usize::from(blksize).max(508));
+    // ACKs and ERRORs; a longer datagram is cut, which decode tolerates for ERROR.
+    let mut buf = vec![0u8; 1024];
     let mut ended = None;
     loop {
         if let Err(e) = source.fill(t).await {
