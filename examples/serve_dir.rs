@@ -167,11 +167,7 @@ impl Root {
     pub fn open(&self, name: &str) -> Result<ReadBody, TftpError> {
         let path = self.resolve_read(name)?;
         let file = std::fs::File::open(&path).map_err(io_error)?;
-        let len = file.metadata().map_err(io_error)?.len();
-        Ok(ReadBody::from_reader(
-            tokio::fs::File::from_std(file),
-            Some(len),
-        ))
+        ReadBody::from_std_file(file).map_err(io_error)
     }
 
     /// Stores an upload atomically: a temporary file in the same directory,

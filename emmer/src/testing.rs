@@ -657,6 +657,11 @@ impl<'a> TestRequest<'a> {
                 let body = fut.await?;
                 match body.kind {
                     crate::handler::response::BodyKind::Bytes(b) => Ok(b.to_vec()),
+                    crate::handler::response::BodyKind::File { mut file, .. } => {
+                        let mut v = Vec::new();
+                        std::io::Read::read_to_end(&mut file, &mut v)?;
+                        Ok(v)
+                    }
                     crate::handler::response::BodyKind::Stream { mut reader, .. } => {
                         let mut v = Vec::new();
                         reader.read_to_end(&mut v).await?;

@@ -59,6 +59,11 @@ pub struct TransferConfig {
     pub dally: Duration,
     /// What follows block 65535.
     pub rollover: Rollover,
+    /// On an upload with windows (RFC 7440): when part of a window has
+    /// arrived and nothing more comes for this long, ACK the last block
+    /// received in order, so that a lost tail of a window costs this wait
+    /// instead of a whole retransmission timeout.
+    pub window_idle: Duration,
 }
 
 impl Default for TransferConfig {
@@ -70,6 +75,7 @@ impl Default for TransferConfig {
             max_retries: 5,
             dally: Duration::from_secs(2),
             rollover: Rollover::ToZero,
+            window_idle: Duration::from_millis(50),
         }
     }
 }

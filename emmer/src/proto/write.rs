@@ -55,6 +55,7 @@ pub struct WriteTransfer {
     max_timeout: Duration,
     max_retries: u32,
     dally: Duration,
+    window_idle: Duration,
     max_bytes: u64,
 
     /// The encoded OACK, empty when the transfer starts with ACK 0.
@@ -74,6 +75,8 @@ pub struct WriteTransfer {
     retries: u32,
     /// Retransmission deadline, or the end of the dally.
     deadline: Option<Instant>,
+    /// `deadline` is the short wait for the rest of a window.
+    idle_pending: bool,
     /// The ERROR of `outcome` (Failed) still has to be sent.
     error_pending: bool,
     outcome: Option<Outcome>,
@@ -106,6 +109,7 @@ impl WriteTransfer {
             max_timeout: config.max_timeout,
             max_retries: config.max_retries,
             dally: config.dally,
+            window_idle: config.window_idle,
             max_bytes,
             oack,
             phase: Phase::Start,
@@ -116,6 +120,7 @@ impl WriteTransfer {
             reack_sent: false,
             retries: 0,
             deadline: Some(now + base_timeout),
+            idle_pending: false,
             error_pending: false,
             outcome: None,
             bytes: 0,
@@ -222,6 +227,11 @@ impl WriteTransfer {
             if self.since_ack >= self.windowsize {
                 self.ack_due = true;
                 self.since_ack = 0;
+                self.idle_pending = false;
+            } else {
+                // Mid-window: if the rest does not follow soon, it was lost.
+                self.deadline = Some(now + self.window_idle.min(self.rto()));
+                self.idle_pending = true;
             }
         }
         Some(data)
@@ -235,6 +245,17 @@ impl WriteTransfer {
         }
         match self.phase {
             Phase::Start | Phase::Receiving => {
+                if self.idle_pending {
+                    // The rest of the window did not come: ACK what arrived
+                    // in order so the sender goes on from there. Not a
+                    // retransmission, and no retry is spent.
+                    self.idle_pending = false;
+                    self.ack_due = true;
+                    self.since_ack = 0;
+                    self.reack_sent = false;
+                    self.deadline = Some(now + self.rto());
+                    return;
+                }
                 if self.retries >= self.max_retries {
                     self.end(Outcome::TimedOut);
                     return;
@@ -665,6 +686,27 @@ mod tests {
             assert_eq!(h.data(b, 8), (true, vec![]));
         }
         assert_eq!(h.data(11, 8), (true, vec![Sent::Ack(11)]));
+    }
+
+    #[test]
+    fn lost_window_tail_is_acked_after_the_idle_wait_not_the_timeout() {
+        let mut h = Harness::simple(8, 4);
+        h.sent();
+        h.data(1, 8);
+        h.data(2, 8);
+        // Blocks 3 and 4 are lost: the idle wait, not the 1 s timeout.
+        let idle = TransferConfig::default().window_idle;
+        assert_eq!(h.t.poll_timeout(), Some(h.now + idle));
+        assert_eq!(h.fire(), vec![Sent::Ack(2)]);
+        assert_eq!(h.t.retransmits(), 0, "an early ACK is no retransmission");
+        // Then the ordinary timeout applies again.
+        assert_eq!(h.t.poll_timeout(), Some(h.now + TransferConfig::default().timeout));
+        // A whole window arrives: ACK at its end, with no idle wait.
+        for b in 3..=5 {
+            assert_eq!(h.data(b, 8), (true, vec![]));
+        }
+        assert_eq!(h.data(6, 8), (true, vec![Sent::Ack(6)]));
+        assert_eq!(h.t.poll_timeout(), Some(h.now + TransferConfig::default().timeout));
     }
 
     #[test]
