@@ -700,13 +700,19 @@ mod tests {
         assert_eq!(h.fire(), vec![Sent::Ack(2)]);
         assert_eq!(h.t.retransmits(), 0, "an early ACK is no retransmission");
         // Then the ordinary timeout applies again.
-        assert_eq!(h.t.poll_timeout(), Some(h.now + TransferConfig::default().timeout));
+        assert_eq!(
+            h.t.poll_timeout(),
+            Some(h.now + TransferConfig::default().timeout)
+        );
         // A whole window arrives: ACK at its end, with no idle wait.
         for b in 3..=5 {
             assert_eq!(h.data(b, 8), (true, vec![]));
         }
         assert_eq!(h.data(6, 8), (true, vec![Sent::Ack(6)]));
-        assert_eq!(h.t.poll_timeout(), Some(h.now + TransferConfig::default().timeout));
+        assert_eq!(
+            h.t.poll_timeout(),
+            Some(h.now + TransferConfig::default().timeout)
+        );
     }
 
     #[test]

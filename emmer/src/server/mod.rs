@@ -79,6 +79,26 @@ async fn stopping(stop: &mut watch::Receiver<u8>) {
     let _ = stop.wait_for(|v| *v >= STOPPING).await.map(|_| ());
 }
 
+/// The receive buffer asked for on the listening socket, so that a boot
+/// storm's requests wait in the queue instead of being dropped. The kernel
+/// caps it (`net.core.rmem_max`).
+const LISTEN_RECV_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `addr`, registered with tokio, with a receive
+/// buffer of `recv_buffer` bytes if the kernel grants it (0 keeps its
+/// default).
+pub(crate) fn udp_socket(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if recv_buffer > 0 {
+        // Best effort: a smaller buffer only means more retransmissions.
+        let _ = socket.set_recv_buffer_size(recv_buffer);
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 impl Server {
     pub(crate) async fn bind(
         table: RouteTable,
@@ -86,9 +106,8 @@ impl Server {
         state: Arc<StateMap>,
     ) -> Result<Self> {
         let addr = config.bind;
-        let socket = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
+        let socket =
+            udp_socket(addr, LISTEN_RECV_BUFFER).map_err(|source| Error::Bind { addr, source })?;
         let local = socket.local_addr()?;
         let (tx, _rx) = watch::channel(RUNNING);
         Ok(Self {

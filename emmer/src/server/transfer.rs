@@ -2,8 +2,9 @@
 //! loop that drives a read or write state machine over its own socket.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
@@ -129,7 +130,7 @@ fn failed(route: Option<Arc<str>>, e: &TftpError) -> Report {
 async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) -> Report {
     let peer = req.peer;
     // The transfer's own socket: a new TID (RFC 1350 §4).
-    let socket = match UdpSocket::bind(SocketAddr::new(req.local.ip(), 0)).await {
+    let socket = match super::udp_socket(SocketAddr::new(req.local.ip(), 0), 0) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot open a socket for the transfer");
@@ -229,7 +230,7 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             .await
         }
         Prepared::WriteBuffered(handler) => {
-            let Some((neg, mut t)) = start_write(shared, &limits, &requested) else {
+            let Some((neg, mut t)) = start_write(shared, &socket, &limits, &requested) else {
                 let e = too_large(requested.tsize.unwrap_or(0), max_upload(shared, &limits));
                 return refuse(route, e).await;
             };
@@ -253,7 +254,7 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             .await
         }
         Prepared::WriteStreaming(handler) => {
-            let Some((neg, mut t)) = start_write(shared, &limits, &requested) else {
+            let Some((neg, mut t)) = start_write(shared, &socket, &limits, &requested) else {
                 let e = too_large(requested.tsize.unwrap_or(0), max_upload(shared, &limits));
                 return refuse(route, e).await;
             };
@@ -305,17 +306,44 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
 /// (RFC 2349: refused before the transfer starts).
 fn start_write(
     shared: &Shared,
+    socket: &UdpSocket,
     limits: &RouteLimits,
     requested: &RequestedOptions,
 ) -> Option<(Negotiated, WriteTransfer)> {
     let max = max_upload(shared, limits);
-    let neg = Negotiated::negotiate(requested, &option_limits(shared, limits), true, None);
+    let mut option_limits = option_limits(shared, limits);
+    let mut neg = Negotiated::negotiate(requested, &option_limits, true, None);
+    // RFC 7440 windows arrive back to back: grant no larger a window than
+    // the socket can queue, or its tail is dropped every time.
+    let fits = window_fits(socket, neg.params.blksize, neg.params.windowsize);
+    if fits < neg.params.windowsize {
+        option_limits.max_windowsize = fits;
+        neg = Negotiated::negotiate(requested, &option_limits, true, None);
+    }
     if requested.tsize.is_some_and(|s| s > max) {
         return None;
     }
     record_params(&neg);
     let t = WriteTransfer::new(Instant::now(), &neg, &transfer_config(shared, &neg), max);
     Some((neg, t))
+}
+
+/// How many blocks of `blksize` the socket's receive queue holds, after
+/// asking for room for `windowsize` of them (at least 1).
+fn window_fits(socket: &UdpSocket, blksize: u16, windowsize: u16) -> u16 {
+    if windowsize <= 1 {
+        return 1;
+    }
+    let sock = socket2::SockRef::from(socket);
+    // What a queued datagram costs the buffer: payload, headers and the
+    // kernel's bookkeeping, counted generously.
+    let cost = 2 * (usize::from(blksize) + 64);
+    let want = (cost * usize::from(windowsize)).min(32 << 20);
+    let _ = sock.set_recv_buffer_size(want);
+    let have = sock.recv_buffer_size().unwrap_or(0);
+    u16::try_from(have / cost)
+        .unwrap_or(u16::MAX)
+        .clamp(1, windowsize)
 }
 
 /// The server's option limits, tightened by the route's.
@@ -416,16 +444,56 @@ async fn stranger(socket: &UdpSocket, from: SocketAddr) {
 }
 
 /// Resolves when running transfers must end (the grace period is over, or
-/// the server is gone).
-async fn aborted(stop: &mut watch::Receiver<u8>) {
+/// the server is gone). Created once per transfer and kept pinned, so it
+/// registers with the channel once rather than on every packet.
+async fn aborted(mut stop: watch::Receiver<u8>) {
     let _ = stop.wait_for(|v| *v >= ABORT).await.map(|_| ());
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
+/// A transfer's one timer. The state machine's deadline moves with nearly
+/// every packet; the timer is moved only when that deadline is earlier than
+/// the one armed, or when the armed one fires (then the loop re-arms it for
+/// the real deadline). A lock-step transfer so touches the timer wheel about
+/// once per timeout period instead of once per packet.
+struct Timer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    fn new() -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(86400))),
+            armed: None,
+        }
     }
+
+    fn arm(&mut self, want: Option<Instant>) {
+        match (want, self.armed) {
+            (Some(w), Some(a)) if a <= w => {}
+            (Some(w), _) => {
+                self.sleep.as_mut().reset(w.into());
+                self.armed = Some(w);
+            }
+            (None, _) => self.armed = None,
+        }
+    }
+
+    /// Resolves when the armed deadline passes; never while none is armed.
+    async fn fired(&mut self) {
+        if self.armed.is_none() {
+            return std::future::pending().await;
+        }
+        self.sleep.as_mut().await;
+        self.armed = None;
+    }
+}
+
+/// The time to handle a timeout at, when the state machine's deadline has passed (the
+/// timer may fire early, at a deadline that has since moved).
+fn due(deadline: Option<Instant>) -> Option<Instant> {
+    let now = Instant::now();
+    deadline.filter(|&d| d <= now).map(|_| now)
 }
 
 async fn drive_read(
@@ -433,10 +501,14 @@ async fn drive_read(
     peer: SocketAddr,
     t: &mut ReadTransfer,
     mut source: Source,
-    mut stop: watch::Receiver<u8>,
+    stop: watch::Receiver<u8>,
     route: Option<Arc<str>>,
     blksize: u16,
 ) -> Report {
+    let abort = aborted(stop);
+    tokio::pin!(abort);
+    let mut aborting = false;
+    let mut timer = Timer::new();
     // Sized for one DATA packet (or an OACK/ERROR); grown once if needed.
     let mut out = Vec::with_capacity(DATA_HEADER + usize::from(blksize).max(508));
     // ACKs and ERRORs; a longer datagram is cut, which decode tolerates for ERROR.
@@ -454,6 +526,7 @@ async fn drive_read(
             ended.get_or_insert_with(Instant::now);
             break;
         }
+        timer.arm(t.poll_timeout());
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) if from == peer => match Packet::decode(&buf[..n]) {
@@ -463,8 +536,13 @@ async fn drive_read(
                 Ok((_, from)) => stranger(socket, from).await,
                 Err(e) => tracing::debug!(error = %e, "receive failed"),
             },
-            () = sleep_until(t.poll_timeout()) => t.handle_timeout(Instant::now()),
-            () = aborted(&mut stop) => t.abort(ErrorCode::Undefined, "server is shutting down"),
+            () = timer.fired() => if let Some(now) = due(t.poll_timeout()) {
+                t.handle_timeout(now);
+            },
+            () = &mut abort, if !aborting => {
+                aborting = true;
+                t.abort(ErrorCode::Undefined, "server is shutting down");
+            }
         }
     }
     Report {
@@ -600,10 +678,14 @@ async fn drive_write(
     t: &mut WriteTransfer,
     mut sink: Sink,
     mut netascii: Option<NetasciiDecoder>,
-    mut stop: watch::Receiver<u8>,
+    stop: watch::Receiver<u8>,
     route: Option<Arc<str>>,
     blksize: u16,
 ) -> Report {
+    let abort = aborted(stop);
+    tokio::pin!(abort);
+    let mut aborting = false;
+    let mut timer = Timer::new();
     let mut out = Vec::with_capacity(512);
     // One byte more than a block so an oversized DATA is seen as such.
     let mut buf = vec![0u8; DATA_HEADER + usize::from(blksize) + 1];
@@ -632,6 +714,7 @@ async fn drive_write(
             }
             continue;
         }
+        timer.arm(t.poll_timeout());
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) if from == peer => match Packet::decode(&buf[..n]) {
@@ -645,7 +728,9 @@ async fn drive_write(
                 Ok((_, from)) => stranger(socket, from).await,
                 Err(e) => tracing::debug!(error = %e, "receive failed"),
             },
-            () = sleep_until(t.poll_timeout()) => t.handle_timeout(Instant::now()),
+            () = timer.fired() => if let Some(now) = due(t.poll_timeout()) {
+                t.handle_timeout(now);
+            },
             v = early_verdict(&mut sink), if t.outcome().is_none() => match v {
                 // Accepted early: the rest of the upload is received and discarded.
                 Ok(()) => if let Sink::Stream { verdict, tx, .. } = &mut sink {
@@ -654,7 +739,10 @@ async fn drive_write(
                 },
                 Err(e) => t.abort(e.code(), e.message()),
             },
-            () = aborted(&mut stop) => t.abort(ErrorCode::Undefined, "server is shutting down"),
+            () = &mut abort, if !aborting => {
+                aborting = true;
+                t.abort(ErrorCode::Undefined, "server is shutting down");
+            }
         }
     }
     Report {
