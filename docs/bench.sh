@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Benchmarks emmer's serve_dir against tftp-hpa (in.tftpd), atftpd and
+# rs-tftpd on loopback, one server at a time, and prints a Markdown table.
+#
+#   docs/bench.sh                 # full run (about 10 minutes)
+#   QUICK=1 docs/bench.sh         # small sizes, 100 clients: a smoke test
+#   SERVERS="emmer atftpd" docs/bench.sh
+#
+# Run it from the repository root. What it needs (see docs/bench.md):
+#   in.tftpd   apt-get install -y tftpd-hpa            (IN_TFTPD=/usr/sbin/in.tftpd)
+#   atftpd     apt-get download atftpd && dpkg -x atftpd_*.deb $PEERS/atftpd
+#   rs-tftpd   cargo install tftpd --root $PEERS/rs-tftpd
+# A missing peer is skipped. Every command is bounded by `timeout`.
+set -euo pipefail
+
+PEERS=${PEERS:-/work/scratch/bench}
+IN_TFTPD=${IN_TFTPD:-/usr/sbin/in.tftpd}
+ATFTPD=${ATFTPD:-$PEERS/atftpd/usr/sbin/atftpd}
+RS_TFTPD=${RS_TFTPD:-$PEERS/rs-tftpd/bin/tftpd}
+DIR=${DIR:-/tmp/emmer-bench/files}
+OUT=${OUT:-/tmp/emmer-bench/results.txt}
+SERVERS=${SERVERS:-"emmer tftp-hpa atftpd rs-tftpd"}
+SEED=${SEED:-1}
+PORT_BASE=${PORT_BASE:-39100}
+
+if [[ -n "${QUICK:-}" ]]; then
+    BIG=${BIG:-32MiB} LOCKSTEP=${LOCKSTEP:-4MiB} UPLOAD=${UPLOAD:-8MiB}
+    CLIENTS=${CLIENTS:-100} REPEAT=${REPEAT:-1}
+else
+    BIG=${BIG:-256MiB} LOCKSTEP=${LOCKSTEP:-32MiB} UPLOAD=${UPLOAD:-64MiB}
+    CLIENTS=${CLIENTS:-1000} REPEAT=${REPEAT:-3}
+fi
+SMALL=64KiB
+
+BENCH=target/release/examples/bench
+SERVE_DIR=target/release/examples/serve_dir
+
+# One socket per storm client: raise the soft open-files limit to the hard one.
+ulimit -n "$(ulimit -Hn)"
+if (( $(ulimit -n) < CLIENTS + 64 )); then
+    echo "bench.sh: ulimit -n is $(ulimit -n), too low for $CLIENTS clients" >&2
+    exit 1
+fi
+
+timeout 1800 cargo build --release --example bench --example serve_dir
+
+mkdir -p "$DIR" "$(dirname "$OUT")"
+: >"$OUT"
+$BENCH gen --dir "$DIR" --file big.bin --size "$BIG" --seed "$SEED"
+$BENCH gen --dir "$DIR" --file lockstep.bin --size "$LOCKSTEP" --seed "$SEED"
+$BENCH gen --dir "$DIR" --file small.bin --size "$SMALL" --seed "$SEED"
+
+PID=
+start_server() { # name port
+    local name=$1 port=$2
+    case $name in
+    emmer)
+        # Logs at warn: the peers do not log each transfer either.
+        RUST_LOG=warn EMMER_MAX_UPLOAD=1073741824 \
+            "$SERVE_DIR" "$DIR" --host 127.0.0.1 --port "$port" 2>>"$OUT.emmer.log" &
+        ;;
+    tftp-hpa)
+        [[ -x $IN_TFTPD ]] || return 1
+        "$IN_TFTPD" --foreground --secure --create --permissive --user root \
+            --address "127.0.0.1:$port" "$DIR" &
+        ;;
+    atftpd)
+        [[ -x $ATFTPD ]] || return 1
+        # --maxthread: the default of 100 would refuse most of a storm.
+        "$ATFTPD" --daemon --no-fork --user root --group root --port "$port" \
+            --bind-address 127.0.0.1 --logfile /dev/null --maxthread 2000 "$DIR" &
+        ;;
+    rs-tftpd)
+        [[ -x $RS_TFTPD ]] || return 1
+        "$RS_TFTPD" -i 127.0.0.1 -p "$port" -d "$DIR" --overwrite -q -q >/dev/null 2>&1 &
+        ;;
+    esac
+    PID=$!
+    # Ready when a small read goes through.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        if timeout 5 "$BENCH" read --server "127.0.0.1:$port" --file small.bin \
+            --expect-size "$SMALL" --seed "$SEED" --time-limit 2 --retries 1 >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.3
+    done
+    echo "bench.sh: $name did not answer on port $port" >&2
+    stop_server
+    return 1
+}
+
+stop_server() {
+    [[ -n $PID ]] || return 0
+    kill "$PID" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -9 "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=
+}
+trap stop_server EXIT
+
+# run NAME SCENARIO TIMEOUT BENCH-ARGS...: appends "scenario=... RESULT-fields".
+run() {
+    local name=$1 scenario=$2 limit=$3
+    shift 3
+    local line
+    line=$(timeout $((limit + 30)) "$BENCH" "$@" --label "$name" --pid "$PID" \
+        --seed "$SEED" --time-limit "$limit" | grep '^RESULT' || true)
+    [[ -n $line ]] || line="RESULT op=? error=\"bench was killed after $((limit + 30)) s\""
+    line=${line#RESULT }
+    echo "scenario=$scenario server=$name ${line/server=$name /}" | tee -a "$OUT"
+}
+
+port=$PORT_BASE
+for name in $SERVERS; do
+    port=$((port + 1))
+    if ! start_server "$name" "$port"; then
+        echo "bench.sh: skipping $name" >&2
+        continue
+    fi
+    addr=127.0.0.1:$port
+    echo "== $name on $addr (pid $PID)" >&2
+    for _ in $(seq "$REPEAT"); do
+        run "$name" read-512-1 120 read --server "$addr" --file lockstep.bin \
+            --expect-size "$LOCKSTEP"
+        run "$name" read-1428-16 120 read --server "$addr" --file big.bin \
+            --blksize 1428 --windowsize 16 --expect-size "$BIG"
+        run "$name" read-65464-16 60 read --server "$addr" --file big.bin \
+            --blksize 65464 --windowsize 16 --expect-size "$BIG"
+    done
+    for ws in 16 1; do
+        up=up-$name-$ws.bin
+        rm -f "$DIR/$up"
+        run "$name" "write-65464-$ws" 120 write --server "$addr" --file "$up" --size "$UPLOAD" \
+            --blksize 65464 --windowsize "$ws" --verify-path "$DIR/$up"
+        rm -f "$DIR/$up"
+    done
+    run "$name" storm-1428 60 storm --server "$addr" --file small.bin --clients "$CLIENTS" \
+        --blksize 1428 --expect-size "$SMALL"
+    stop_server
+done
+
+echo
+echo "<!-- $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr), BIG=$BIG LOCKSTEP=$LOCKSTEP" \
+    "UPLOAD=$UPLOAD CLIENTS=$CLIENTS REPEAT=$REPEAT, load average $(cut -d" " -f1-3 /proc/loadavg) -->"
+python3 - "$OUT" "$SERVERS" <<'EOF'
+import statistics, sys
+
+path, servers = sys.argv[1], sys.argv[2].split()
+runs = {}
+for line in open(path):
+    # error="..." is last and may hold spaces.
+    head, _, err = line.strip().partition(" error=")
+    f = dict(kv.split("=", 1) for kv in head.split() if "=" in kv)
+    if err:
+        f["error"] = err
+    runs.setdefault((f["scenario"], f["server"]), []).append(f)
+peers = [s for s in servers if s != "emmer"]
+
+def pick(scenario, server, key):
+    """The run with the median `key` (failed runs count as 0)."""
+    rs = runs.get((scenario, server), [])
+    if not rs:
+        return None
+    rs = sorted(rs, key=lambda f: float(f.get(key, 0)) if "error" not in f else 0.0)
+    return rs[(len(rs) - 1) // 2]
+
+def num(f, key):
+    return float(f[key]) if f and key in f and "error" not in f else None
+
+def cell_bulk(f):
+    if f is None:
+        return "–"
+    if "error" in f:
+        return "failed: " + f["error"].strip('"')[:60]
+    s = f"{float(f['mbps']):.1f}"
+    if f["windowsize"] != f["asked_windowsize"] or f["blksize"] != f["asked_blksize"]:
+        s += f" (got {f['blksize']}/{f['windowsize']})"
+    if int(f.get("resent", 0)):
+        s += f", {f['resent']} resent"
+    if int(f.get("udp_drops", 0)):
+        s += f", {f['udp_drops']} dropped"
+    return s
+
+bulk = [
+    ("read-512-1", "read, blksize 512, windowsize 1 (MB/s)"),
+    ("read-1428-16", "read, blksize 1428, windowsize 16 (MB/s)"),
+    ("read-65464-16", "read, blksize 65464, windowsize 16 (MB/s)"),
+    ("write-65464-16", "write, blksize 65464, windowsize 16 (MB/s)"),
+    ("write-65464-1", "write, blksize 65464, windowsize 1 (MB/s)"),
+]
+print("| scenario | " + " | ".join(servers) + " |")
+print("|---|" + "---|" * len(servers))
+for sc, title in bulk:
+    cells = [cell_bulk(pick(sc, s, "mbps")) for s in servers]
+    print(f"| {title} | " + " | ".join(cells) + " |")
+
+def cell_storm(f):
+    if f is None:
+        return "–"
+    if "error" in f:
+        return "failed: " + f["error"].strip('"')[:60]
+    s = (f"{f['tps']}/s, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, "
+         f"{f['failures']} failed")
+    if int(f.get("resent", 0)):
+        s += f", {f['resent']} resent"
+    if int(f.get("udp_drops", 0)):
+        s += f", {f['udp_drops']} dropped"
+    return s
+
+storm = {s: pick("storm-1428", s, "tps") for s in servers}
+n = next((f["clients"] for f in storm.values() if f and "clients" in f), "?")
+print(f"| storm, {n} clients × 64 KiB, blksize 1428 | "
+      + " | ".join(cell_storm(storm[s]) for s in servers) + " |")
+
+def cpu(f):
+    v = num(f, "cpu_s_per_gib")
+    return "–" if v is None else f"{v:.1f}"
+
+def rss(f):
+    v = num(f, "rss_kib")
+    return "–" if v is None else f"{v / 1024:.1f}"
+
+print()
+print("| server cost | " + " | ".join(servers) + " |")
+print("|---|" + "---|" * len(servers))
+for sc, _ in bulk[:3]:
+    print(f"| CPU s per GiB, {sc} | "
+          + " | ".join(cpu(pick(sc, s, "mbps")) for s in servers) + " |")
+print("| peak RSS (MiB), storm | " + " | ".join(rss(storm[s]) for s in servers) + " |")
+print("| CPU s, storm | " + " | ".join(
+    "–" if num(storm[s], "cpu_s") is None else f"{num(storm[s], 'cpu_s'):.2f}"
+    for s in servers) + " |")
+
+# Targets: emmer against the peers, from this run.
+def best(sc, key, among):
+    vals = [num(pick(sc, s, key), key) for s in among]
+    vals = [v for v in vals if v is not None]
+    return max(vals) if vals else None
+
+def ratio(a, b):
+    return "–" if a is None or not b else f"{a / b:.2f}×"
+
+def check(ok):
+    return "met" if ok else "**missed**"
+
+print()
+print("| target | emmer | reference | ratio | |")
+print("|---|---|---|---|---|")
+e = lambda sc, key="mbps": num(pick(sc, "emmer", key), key)
+rows = []
+v, b = e("read-512-1"), best("read-512-1", "mbps", peers)
+rows.append(("read 512/1 ≥ best peer", v, b, 1.0))
+v, b = e("read-1428-16"), best("read-1428-16", "mbps", [p for p in peers if p in ("atftpd", "rs-tftpd")])
+rows.append(("read 1428/16 ≥ 1.3× best of atftpd, rs-tftpd", v, b, 1.3))
+v, b = e("read-65464-16"), best("read-65464-16", "mbps", ["atftpd"] if "atftpd" in peers else [])
+rows.append(("read 65464/16 ≥ 1.5× atftpd", v, b, 1.5))
+w = pick("write-65464-16", "emmer", "mbps")
+hpa = num(pick("write-65464-1", "tftp-hpa", "mbps"), "mbps")
+wv = num(w, "mbps")
+rows.append(("write 65464/16 byte-exact, > tftp-hpa lock-step 65464", wv, hpa, 1.0))
+for name, v, b, k in rows:
+    ok = v is not None and b is not None and v >= k * b
+    print(f"| {name} | {'–' if v is None else f'{v:.1f} MB/s'} | "
+          f"{'–' if b is None else f'{b:.1f} MB/s'} | {ratio(v, b)} | {check(ok)} |")
+ec = num(pick("read-1428-16", "emmer", "mbps"), "cpu_s_per_gib")
+pc = [num(pick("read-1428-16", s, "mbps"), "cpu_s_per_gib") for s in peers]
+pc = [c for c in pc if c is not None]
+ok = ec is not None and pc and ec < min(pc)
+print(f"| CPU s/GiB at 1428/16 below every peer | {'–' if ec is None else f'{ec:.1f}'} | "
+      f"{'–' if not pc else f'{min(pc):.1f} (lowest peer)'} | {ratio(ec, min(pc) if pc else None)} "
+      f"| {check(ok)} |")
+es = storm.get("emmer")
+et = num(es, "tps")
+bt = best("storm-1428", "tps", peers)
+fails = es.get("failures") if es else None
+rs_mib = (num(es, "rss_kib") or 0) / 1024
+ok = et is not None and bt and et >= 2 * bt and fails == "0" and rs_mib < 32
+print(f"| storm: 0 failures, ≥ 2× best peer, RSS < 32 MiB | "
+      f"{'–' if et is None else f'{et:.0f}/s, {fails} failed, {rs_mib:.1f} MiB'} | "
+      f"{'–' if bt is None else f'{bt:.0f}/s'} | {ratio(et, bt)} | {check(ok)} |")
+EOF
