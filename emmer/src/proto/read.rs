@@ -24,7 +24,7 @@
 use std::time::{Duration, Instant};
 
 use super::block::{resolve, to_wire};
-use super::packet::{encode_data_header, encode_error, encode_oack};
+use super::packet::{encode_error, encode_oack, opcode};
 use super::{Negotiated, Outcome, Packet, Rollover, TransferConfig};
 use crate::ErrorCode;
 
@@ -313,36 +313,49 @@ impl ReadTransfer {
     /// Clears `out` and writes the next packet to send into it; false when
     /// there is nothing to send now.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        self.poll_transmit_append(now, out).is_some()
+    }
+
+    /// Appends the next packet to send to `out` and returns its length;
+    /// `None` when there is nothing to send now. Lets a driver lay a window
+    /// of packets out back to back and send them in one system call
+    /// (UDP segmentation offload).
+    pub fn poll_transmit_append(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
+        let start = out.len();
         if self.error_pending {
             self.error_pending = false;
             if let Some(Outcome::Failed { code, message }) = &self.outcome {
-                encode_error(out, *code, message);
-                return true;
+                let mut packet = Vec::with_capacity(5 + message.len());
+                encode_error(&mut packet, *code, message);
+                out.extend_from_slice(&packet);
+                return Some(packet.len());
             }
-            return false;
+            return None;
         }
         if self.outcome.is_some() {
-            return false;
+            return None;
         }
         match self.oack_state {
             OackState::Due => {
-                out.clear();
                 out.extend_from_slice(&self.oack);
                 if self.retries > 0 {
                     self.retransmits += 1;
                 }
                 self.oack_state = OackState::Sent;
                 self.deadline = Some(now + self.rto());
-                return true;
+                return Some(self.oack.len());
             }
-            OackState::Sent => return false,
+            OackState::Sent => return None,
             OackState::Done => {}
         }
         let block = self.next_send;
         if block > self.sendable() {
-            return false;
+            return None;
         }
-        encode_data_header(out, to_wire(block, self.rollover));
+        // RFC 1350: DATA is opcode 3, the block number, then the payload.
+        out.extend_from_slice(&opcode::DATA.to_be_bytes());
+        out.extend_from_slice(&to_wire(block, self.rollover).to_be_bytes());
         // A block without a slot is an empty last block that the driver
         // never asked space for (finish() right after a full block).
         if let Some(slot) = self.slots.get(self.slot_index(block)) {
@@ -354,7 +367,7 @@ impl ReadTransfer {
         self.max_sent = self.max_sent.max(block);
         self.next_send = block + 1;
         self.deadline = Some(now + self.rto());
-        true
+        Some(out.len() - start)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called; `None`
@@ -370,6 +383,11 @@ impl ReadTransfer {
     /// How the transfer ended, once it has.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    /// The negotiated window size.
+    pub fn windowsize(&self) -> u16 {
+        u16::try_from(self.windowsize).unwrap_or(u16::MAX)
     }
 
     /// Payload bytes acknowledged by the client so far.

@@ -1,6 +1,7 @@
 //! The tokio driver: a listening socket, one task and one socket per
 //! transfer, timers and shutdown.
 
+mod batch;
 mod body;
 mod transfer;
 

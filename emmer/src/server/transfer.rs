@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, field::Empty};
 
+use super::batch::Batch;
 use super::body::{Source, netascii_len};
 use super::{ABORT, Shared};
 use crate::handler::response::BodyKind;
@@ -428,7 +429,7 @@ fn transfer_config(shared: &Shared, neg: &Negotiated) -> crate::proto::TransferC
 
 /// Sends a packet to the peer; a failed send is like a lost packet (the
 /// retransmission timer covers it), so it is only logged.
-async fn send(socket: &UdpSocket, peer: SocketAddr, out: &[u8]) {
+pub(crate) async fn send(socket: &UdpSocket, peer: SocketAddr, out: &[u8]) {
     if let Err(e) = socket.send_to(out, peer).await {
         tracing::debug!(error = %e, "send failed");
     }
@@ -509,8 +510,14 @@ async fn drive_read(
     tokio::pin!(abort);
     let mut aborting = false;
     let mut timer = Timer::new();
-    // Sized for one DATA packet (or an OACK/ERROR); grown once if needed.
-    let mut out = Vec::with_capacity(DATA_HEADER + usize::from(blksize).max(508));
+    // A window's packets, laid out back to back for one send where the
+    // kernel can cut them apart (at most 64 KB, see `batch`).
+    let packet = DATA_HEADER + usize::from(blksize).max(508);
+    let mut batch = Batch::new(
+        packet
+            .max(packet * usize::from(t.windowsize()).min(64))
+            .min(65536),
+    );
     // ACKs and ERRORs; a longer datagram is cut, which decode tolerates for ERROR.
     let mut buf = vec![0u8; 1024];
     let mut ended = None;
@@ -519,9 +526,19 @@ async fn drive_read(
             tracing::warn!(error = %e, "reading the body failed");
             t.abort(ErrorCode::Undefined, "server could not read the file");
         }
-        while t.poll_transmit(Instant::now(), &mut out) {
-            send(socket, peer, &out).await;
+        let now = Instant::now();
+        loop {
+            if !batch.has_room(packet) {
+                batch.flush(socket, peer).await;
+            }
+            let Some(len) = t.poll_transmit_append(now, &mut batch.buf) else {
+                break;
+            };
+            if batch.appended(len) {
+                batch.flush(socket, peer).await;
+            }
         }
+        batch.flush(socket, peer).await;
         if t.outcome().is_some() {
             ended.get_or_insert_with(Instant::now);
             break;

@@ -1,0 +1,196 @@
+//! Sending a window of DATA packets in as few system calls as possible.
+//!
+//! On Linux, UDP segmentation offload (`UDP_SEGMENT`, kernel 4.18 and
+//! later) sends packets of equal size laid out back to back with one
+//! `sendmsg`; the kernel cuts them apart. Elsewhere, or when the kernel
+//! refuses it, each packet goes out with its own `send_to`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::UdpSocket;
+
+/// Set once the kernel has refused segmentation offload: not tried again.
+static GSO_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// The most a batch may hold: what one UDP send can carry, and the kernel's
+/// limit on segments.
+const MAX_BATCH_BYTES: usize = 65000;
+const MAX_SEGMENTS: usize = 64;
+
+/// Packets waiting to be sent, laid out back to back.
+pub(crate) struct Batch {
+    pub(crate) buf: Vec<u8>,
+    /// The length of each packet in `buf`.
+    lens: Vec<usize>,
+    segment: usize,
+    count: usize,
+}
+
+impl Batch {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(capacity),
+            lens: Vec::with_capacity(MAX_SEGMENTS),
+            segment: 0,
+            count: 0,
+        }
+    }
+
+    /// Whether one more packet of up to `max_len` bytes may be appended.
+    pub(crate) fn has_room(&self, max_len: usize) -> bool {
+        self.count == 0
+            || (self.count < MAX_SEGMENTS
+                && self.buf.len() + max_len <= MAX_BATCH_BYTES
+                && gso_available())
+    }
+
+    /// Records the packet of `len` bytes just appended to `buf`. Returns
+    /// true when the batch must be sent now: the packet is shorter than the
+    /// ones before (only the last segment may be).
+    pub(crate) fn appended(&mut self, len: usize) -> bool {
+        self.count += 1;
+        self.lens.push(len);
+        if self.count == 1 {
+            self.segment = len;
+            return false;
+        }
+        len != self.segment
+    }
+
+    /// Sends what the batch holds and empties it.
+    pub(crate) async fn flush(&mut self, socket: &UdpSocket, peer: SocketAddr) {
+        if self.count == 0 {
+            return;
+        }
+        // Segmentation needs equal packets, the last one possibly shorter.
+        let uniform = self.lens[..self.count - 1]
+            .iter()
+            .all(|&l| l == self.segment)
+            && self.lens[self.count - 1] <= self.segment;
+        if self.count > 1 && uniform && gso_available() {
+            match send_segments(socket, peer, &self.buf, self.segment).await {
+                Ok(()) => return self.clear(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP segmentation offload refused; sending packets one by one");
+                    GSO_REFUSED.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut at = 0;
+        for &len in &self.lens {
+            super::transfer::send(socket, peer, &self.buf[at..at + len]).await;
+            at += len;
+        }
+        self.clear();
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.lens.clear();
+        self.count = 0;
+    }
+}
+
+fn gso_available() -> bool {
+    cfg!(all(target_os = "linux", target_pointer_width = "64"))
+        && !GSO_REFUSED.load(Ordering::Relaxed)
+}
+
+/// One `sendmsg` with a `UDP_SEGMENT` control message.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+async fn send_segments(
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    buf: &[u8],
+    segment: usize,
+) -> std::io::Result<()> {
+    use std::io::IoSlice;
+
+    use socket2::{MsgHdr, SockAddr, SockRef};
+    use tokio::io::Interest;
+
+    /// `struct cmsghdr` (64-bit Linux: an 8-byte length, level, type) and a
+    /// `u16` segment size, padded to `CMSG_SPACE(2)`, aligned like the header.
+    #[repr(C, align(8))]
+    struct Control([u8; 24]);
+
+    const SOL_UDP: i32 = 17;
+    const UDP_SEGMENT: i32 = 103;
+    let segment = u16::try_from(segment)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "segment too large"))?;
+    let mut control = Control([0; 24]);
+    control.0[..8].copy_from_slice(&18u64.to_ne_bytes()); // CMSG_LEN(2)
+    control.0[8..12].copy_from_slice(&SOL_UDP.to_ne_bytes());
+    control.0[12..16].copy_from_slice(&UDP_SEGMENT.to_ne_bytes());
+    control.0[16..18].copy_from_slice(&segment.to_ne_bytes());
+    let addr = SockAddr::from(peer);
+    let bufs = [IoSlice::new(buf)];
+    loop {
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            let msg = MsgHdr::new()
+                .with_addr(&addr)
+                .with_buffers(&bufs)
+                .with_control(&control.0);
+            SockRef::from(socket).sendmsg(&msg, 0)
+        });
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+async fn send_segments(
+    _socket: &UdpSocket,
+    _peer: SocketAddr,
+    _buf: &[u8],
+    _segment: usize,
+) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "no UDP segmentation offload",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(b: &mut Batch, len: usize) -> bool {
+        b.buf.extend(std::iter::repeat_n(0u8, len));
+        b.appended(len)
+    }
+
+    #[test]
+    fn a_batch_ends_at_a_packet_of_another_size() {
+        let mut b = Batch::new(0);
+        assert!(!push(&mut b, 1432));
+        assert!(!push(&mut b, 1432));
+        assert!(push(&mut b, 100), "a short last packet closes the batch");
+        let mut b = Batch::new(0);
+        assert!(!push(&mut b, 100));
+        assert!(push(&mut b, 1432), "a longer packet cannot follow a shorter one");
+    }
+
+    #[test]
+    fn a_batch_stays_within_the_kernel_limits() {
+        let mut b = Batch::new(0);
+        assert!(b.has_room(65468), "an empty batch takes any packet");
+        push(&mut b, 65468);
+        assert!(!b.has_room(65468), "two large packets exceed one send");
+        let mut b = Batch::new(0);
+        let mut n = 0;
+        while b.has_room(516) {
+            push(&mut b, 516);
+            n += 1;
+            assert!(n <= MAX_SEGMENTS);
+        }
+        assert!(b.buf.len() <= MAX_BATCH_BYTES);
+        if gso_available() {
+            assert_eq!(n, MAX_SEGMENTS);
+        }
+    }
+}
