@@ -172,7 +172,10 @@ mod tests {
         assert!(push(&mut b, 100), "a short last packet closes the batch");
         let mut b = Batch::new(0);
         assert!(!push(&mut b, 100));
-        assert!(push(&mut b, 1432), "a longer packet cannot follow a shorter one");
+        assert!(
+            push(&mut b, 1432),
+            "a longer packet cannot follow a shorter one"
+        );
     }
 
     #[test]

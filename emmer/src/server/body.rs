@@ -21,7 +21,7 @@ pub(crate) struct Source {
 
 enum Input {
     Bytes { data: Bytes, pos: usize },
-    File(std::fs::File),
+    File(FileReader),
     Stream(Pin<Box<dyn AsyncRead + Send>>),
 }
 
@@ -33,10 +33,12 @@ struct Netascii {
 }
 
 impl Source {
-    pub(crate) fn new(body: ReadBody, netascii: bool, blksize: usize) -> Self {
+    pub(crate) fn new(body: ReadBody, netascii: bool, blksize: usize, windowsize: usize) -> Self {
         let input = match body.kind {
             BodyKind::Bytes(data) => Input::Bytes { data, pos: 0 },
-            BodyKind::File { file, .. } => Input::File(file),
+            BodyKind::File { file, size } => {
+                Input::File(FileReader::new(file, size, blksize, windowsize))
+            }
             BodyKind::Stream { reader, .. } => Input::Stream(reader),
         };
         let netascii = netascii.then(|| Netascii {
@@ -84,7 +86,7 @@ impl Source {
                 Ok(n)
             }
             (Input::Stream(r), None) => r.read(out).await,
-            (Input::File(f), None) => read_file(f, out),
+            (Input::File(f), None) => f.read(out),
             (Input::Bytes { data, pos }, Some(na)) => {
                 let (used, written) = na.encoder.encode(&data[*pos..], out);
                 *pos += used;
@@ -110,7 +112,7 @@ impl Source {
                         na.raw.resize(cap, 0);
                         let n = match input {
                             Input::Stream(r) => r.read(&mut na.raw).await?,
-                            Input::File(f) => read_file(f, &mut na.raw)?,
+                            Input::File(f) => f.read(&mut na.raw)?,
                             Input::Bytes { .. } => unreachable!("bytes are converted in place"),
                         };
                         na.raw.truncate(n);
@@ -133,10 +135,54 @@ impl Source {
     }
 }
 
-/// A plain read of a regular file on the transfer's task: the page cache
-/// answers it without blocking in practice, and it saves a trip through the
-/// blocking pool per block.
-fn read_file(f: &mut std::fs::File, out: &mut [u8]) -> io::Result<usize> {
+/// A regular file, read with plain reads on the transfer's task: the page
+/// cache answers them without blocking in practice, and that saves a trip
+/// through the blocking pool per block. Small blocks in a window are read a
+/// window at a time (at most 64 KiB ahead), so one system call serves many
+/// blocks; large blocks are read straight into the window.
+struct FileReader {
+    file: std::fs::File,
+    ahead: Vec<u8>,
+    pos: usize,
+}
+
+impl FileReader {
+    fn new(file: std::fs::File, size: u64, blksize: usize, windowsize: usize) -> Self {
+        let want = blksize.saturating_mul(windowsize).min(64 * 1024);
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let cap = if windowsize > 1 && blksize < 8192 {
+            want.min(size.saturating_add(1))
+        } else {
+            0
+        };
+        Self {
+            file,
+            ahead: Vec::with_capacity(cap),
+            pos: 0,
+        }
+    }
+
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let drained = self.pos == self.ahead.len();
+        if drained && (self.ahead.capacity() == 0 || out.len() >= self.ahead.capacity()) {
+            return read_retrying(&mut self.file, out);
+        }
+        if drained {
+            let cap = self.ahead.capacity();
+            self.ahead.resize(cap, 0);
+            let n = read_retrying(&mut self.file, &mut self.ahead);
+            self.ahead.truncate(*n.as_ref().unwrap_or(&0));
+            self.pos = 0;
+            n?;
+        }
+        let n = out.len().min(self.ahead.len() - self.pos);
+        out[..n].copy_from_slice(&self.ahead[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn read_retrying(f: &mut std::fs::File, out: &mut [u8]) -> io::Result<usize> {
     use std::io::Read;
     loop {
         match f.read(out) {

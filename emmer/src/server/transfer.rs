@@ -218,7 +218,12 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 Negotiated::negotiate(&requested, &option_limits(shared, &limits), false, size);
             record_params(&neg);
             let mut t = ReadTransfer::new(Instant::now(), &neg, &transfer_config(shared, &neg));
-            let source = Source::new(body, netascii, usize::from(neg.params.blksize));
+            let source = Source::new(
+                body,
+                netascii,
+                usize::from(neg.params.blksize),
+                usize::from(neg.params.windowsize),
+            );
             drive_read(
                 &socket,
                 peer,
