@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -21,6 +22,11 @@ pub(crate) type Chunk = Result<Bytes, TftpError>;
 pub(crate) struct UploadSender {
     pub(crate) tx: mpsc::Sender<Chunk>,
     pub(crate) started: oneshot::Receiver<()>,
+    /// How the upload ended, set by the engine before it drops `tx`. The
+    /// end of the channel counts as the end of the file only when this says
+    /// `Ok`: an engine that stops for any other reason, or never says, has
+    /// aborted the upload.
+    pub(crate) end: Arc<OnceLock<Result<(), TftpError>>>,
 }
 
 /// An upload being received, for write handlers that stream.
@@ -52,6 +58,7 @@ pub(crate) struct UploadSender {
 pub struct Upload {
     rx: mpsc::Receiver<Chunk>,
     started: Option<oneshot::Sender<()>>,
+    end: Arc<OnceLock<Result<(), TftpError>>>,
     size_hint: Option<u64>,
     current: Bytes,
     received: u64,
@@ -74,14 +81,17 @@ impl Upload {
     pub(crate) fn channel(size_hint: Option<u64>, depth: usize) -> (UploadSender, Upload) {
         let (tx, rx) = mpsc::channel(depth.max(1));
         let (start_tx, start_rx) = oneshot::channel();
+        let end = Arc::new(OnceLock::new());
         (
             UploadSender {
                 tx,
                 started: start_rx,
+                end: end.clone(),
             },
             Upload {
                 rx,
                 started: Some(start_tx),
+                end,
                 size_hint,
                 current: Bytes::new(),
                 received: 0,
@@ -107,6 +117,7 @@ impl Upload {
         if !data.is_empty() {
             let _ = tx.tx.try_send(Ok(data));
         }
+        let _ = tx.end.set(Ok(()));
         drop(tx);
         up
     }
@@ -119,6 +130,15 @@ impl Upload {
     /// Bytes read so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// The channel ended: the end of the file if the engine said the upload
+    /// completed, its error otherwise.
+    fn closed(&self) -> Result<(), TftpError> {
+        match self.end.get() {
+            Some(r) => r.clone(),
+            None => Err(TftpError::undefined("the upload was aborted")),
+        }
     }
 
     fn start(&mut self) {
@@ -153,7 +173,7 @@ impl Upload {
             }
             None => {
                 self.ended = true;
-                Ok(None)
+                self.closed().map(|()| None)
             }
         }
     }
@@ -234,7 +254,15 @@ impl AsyncRead for Upload {
                     this.ended = true;
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)));
                 }
-                Poll::Ready(None) => this.ended = true,
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    if let Err(e) = this.closed() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            e,
+                        )));
+                    }
+                }
             }
         }
         let n = buf.remaining().min(this.current.len());
@@ -256,12 +284,58 @@ impl io::Read for Upload {
                     self.ended = true;
                     return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e));
                 }
-                None => self.ended = true,
+                None => {
+                    self.ended = true;
+                    self.closed()
+                        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))?;
+                }
             }
         }
         let n = out.len().min(self.current.len());
         out[..n].copy_from_slice(&self.current.split_to(n));
         self.received += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_end_of_the_channel_is_the_end_of_the_file_only_when_the_engine_says_so() {
+        // Data queued, then the engine stops without a word: an abort.
+        let (tx, mut up) = Upload::channel(None, 4);
+        tx.tx.send(Ok(Bytes::from_static(b"part"))).await.unwrap();
+        drop(tx);
+        assert_eq!(up.chunk().await.unwrap().unwrap(), "part");
+        assert!(up.chunk().await.is_err(), "a partial upload must not read as complete");
+
+        // A full queue when the engine aborts: the reason still arrives.
+        let (tx, mut up) = Upload::channel(None, 1);
+        tx.tx.send(Ok(Bytes::from_static(b"a"))).await.unwrap();
+        tx.end.set(Err(TftpError::disk_full("over the limit"))).unwrap();
+        drop(tx);
+        assert_eq!(up.chunk().await.unwrap().unwrap(), "a");
+        assert_eq!(up.chunk().await.unwrap_err().code(), crate::ErrorCode::DiskFull);
+
+        // Complete.
+        let (tx, mut up) = Upload::channel(None, 1);
+        tx.tx.send(Ok(Bytes::from_static(b"all"))).await.unwrap();
+        tx.end.set(Ok(())).unwrap();
+        drop(tx);
+        assert_eq!(up.to_vec().await.unwrap(), b"all");
+    }
+
+    #[tokio::test]
+    async fn an_aborted_upload_leaves_no_file() {
+        let dir = std::env::temp_dir().join(format!("emmer-upload-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (tx, up) = Upload::channel(None, 2);
+        tx.tx.send(Ok(Bytes::from_static(b"half"))).await.unwrap();
+        drop(tx);
+        assert!(up.save_atomic(dir.join("cfg")).await.is_err());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no file, no temporary file");
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

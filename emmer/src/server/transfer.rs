@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -266,7 +266,7 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             };
             let depth = usize::from(neg.params.windowsize) + 1;
             let (sender, upload) = Upload::channel(neg.tsize, depth);
-            let UploadSender { tx, started } = sender;
+            let UploadSender { tx, started, end } = sender;
             let mut task = tokio::spawn(handler(upload));
             // The handler decides first: an error before its first read
             // refuses the transfer before anything is acknowledged.
@@ -288,6 +288,7 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             }
             let sink = Sink::Stream {
                 tx: verdict.is_none().then_some(tx),
+                end,
                 task,
                 verdict,
                 scratch: Vec::new(),
@@ -585,6 +586,8 @@ enum Sink {
     },
     Stream {
         tx: Option<mpsc::Sender<Chunk>>,
+        /// Tells the handler how the upload ended (see `UploadSender::end`).
+        end: Arc<OnceLock<Result<(), TftpError>>>,
         task: JoinHandle<Result<(), TftpError>>,
         /// The handler's verdict, once it has returned.
         verdict: Option<Result<(), TftpError>>,
@@ -643,6 +646,7 @@ impl Sink {
             }
             Sink::Stream {
                 tx,
+                end,
                 task,
                 verdict,
                 scratch,
@@ -654,7 +658,8 @@ impl Sink {
                         let _ = t.send(Ok(Bytes::copy_from_slice(scratch))).await;
                     }
                 }
-                // Dropping the sender tells the handler the upload is complete.
+                // The upload is complete; then the end of the channel says so.
+                let _ = end.set(Ok(()));
                 *tx = None;
                 match verdict.take() {
                     Some(v) => v,
