@@ -309,15 +309,23 @@ mod tests {
         tx.tx.send(Ok(Bytes::from_static(b"part"))).await.unwrap();
         drop(tx);
         assert_eq!(up.chunk().await.unwrap().unwrap(), "part");
-        assert!(up.chunk().await.is_err(), "a partial upload must not read as complete");
+        assert!(
+            up.chunk().await.is_err(),
+            "a partial upload must not read as complete"
+        );
 
         // A full queue when the engine aborts: the reason still arrives.
         let (tx, mut up) = Upload::channel(None, 1);
         tx.tx.send(Ok(Bytes::from_static(b"a"))).await.unwrap();
-        tx.end.set(Err(TftpError::disk_full("over the limit"))).unwrap();
+        tx.end
+            .set(Err(TftpError::disk_full("over the limit")))
+            .unwrap();
         drop(tx);
         assert_eq!(up.chunk().await.unwrap().unwrap(), "a");
-        assert_eq!(up.chunk().await.unwrap_err().code(), crate::ErrorCode::DiskFull);
+        assert_eq!(
+            up.chunk().await.unwrap_err().code(),
+            crate::ErrorCode::DiskFull
+        );
 
         // Complete.
         let (tx, mut up) = Upload::channel(None, 1);
@@ -335,7 +343,11 @@ mod tests {
         tx.tx.send(Ok(Bytes::from_static(b"half"))).await.unwrap();
         drop(tx);
         assert!(up.save_atomic(dir.join("cfg")).await.is_err());
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no file, no temporary file");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "no file, no temporary file"
+        );
         std::fs::remove_dir(&dir).unwrap();
     }
 }
