@@ -99,10 +99,12 @@ pub fn route_read(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// - `data`, a reserved name: the whole upload, as `Vec<u8>`, `Bytes` or
 ///   `String` (an upload that is not UTF-8 is then refused with an error to
 ///   the client). The handler is called once the whole file has arrived.
-/// - a parameter of type `Upload` (by type, any name), in an `async fn`
-///   only: the handler is called when the write request arrives, before the
-///   first ACK, and reads the blocks as they come. Returning an error before
-///   reading refuses the transfer at once.
+/// - a parameter of type `Upload` (by type, any name): the handler is
+///   called when the write request arrives, before the first ACK, and reads
+///   the blocks as they come (an `async fn` with `AsyncRead` or
+///   `Upload::chunk`, a plain one with blocking `std::io::Read` on the
+///   blocking pool). Returning an error before reading refuses the transfer
+///   at once.
 ///
 /// A handler with neither ignores the body.
 ///

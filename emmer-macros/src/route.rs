@@ -317,12 +317,6 @@ fn check_signature<'a>(
                             body = Some(binding.clone());
                         }
                     }
-                    if binding == Binding::Upload && sig.asyncness.is_none() {
-                        errors.push(syn::Error::new_spanned(
-                            pat_type,
-                            "a handler that streams the upload (`Upload`) must be an `async fn`",
-                        ));
-                    }
                     params.push(Param {
                         ty: &pat_type.ty,
                         binding,
@@ -736,9 +730,17 @@ fn generate(kind: Kind, args: &RouteArgs, func: &ItemFn, params: &[Param<'_>]) -
     // The whole call carries the return type's span, so an unsupported
     // return type errors on it.
     let run = match (kind, is_async) {
-        // Checked: only async write handlers take an `Upload`.
+        // Checked: only write handlers take an `Upload`.
         (Kind::Write, true) if streams => quote_spanned! {ret_span=>
             ::emmer::__private::write_streaming(move |__upload: ::emmer::Upload| async move {
+                #(#inner)*
+                #call
+            })
+        },
+        // A plain handler reads its `Upload` with blocking reads
+        // (`std::io::Read`), on the blocking pool.
+        (Kind::Write, false) if streams => quote_spanned! {ret_span=>
+            ::emmer::__private::write_streaming_blocking(move |__upload: ::emmer::Upload| {
                 #(#inner)*
                 #call
             })
@@ -1144,17 +1146,15 @@ mod tests {
             .unwrap_err(),
         );
         assert!(m[0].contains("only #[route_write]"), "{m:?}");
-        let m = messages(
-            bindings(
-                Kind::Write,
-                "x",
-                quote!(
-                    fn f(u: Upload) {}
-                ),
-            )
-            .unwrap_err(),
-        );
-        assert!(m[0].contains("must be an `async fn`"), "{m:?}");
+        let out = expand(
+            Kind::Write,
+            quote!(".*"),
+            quote!(
+                fn f(u: Upload) {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("write_streaming_blocking"), "{out}");
         let m = messages(
             bindings(
                 Kind::Write,

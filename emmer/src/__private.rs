@@ -208,6 +208,18 @@ where
     }))
 }
 
+/// Runs a plain write handler that streams the upload on the blocking pool,
+/// from the moment the request arrives; it reads with `std::io::Read`.
+pub fn write_streaming_blocking<R, F>(f: F) -> Prepared
+where
+    F: FnOnce(crate::Upload) -> R + Send + 'static,
+    R: IntoWriteResponse,
+{
+    Prepared::WriteStreaming(Box::new(move |upload| {
+        Box::pin(run_blocking(move || f(upload).into_write_response()))
+    }))
+}
+
 /// Binding failed: the client gets the error.
 pub fn reject(e: TftpError) -> Prepared {
     Prepared::Reject(e)

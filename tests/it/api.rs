@@ -585,3 +585,32 @@ async fn builder_async_routes_and_uploads() {
         &[("in/a.txt".to_owned(), data)]
     );
 }
+
+/// A plain handler streams the upload with blocking reads.
+#[route_write(r"api/syncup/(?P<name>[a-z]+)")]
+fn sync_upload(
+    name: String,
+    mut upload: Upload,
+    State(log): State<UploadLog>,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    upload.read_to_end(&mut data)?;
+    let dir = log.dir.lock().unwrap().clone().unwrap();
+    std::fs::write(dir.join(name), data)
+}
+
+#[tokio::test]
+async fn a_plain_handler_streams_an_upload_with_blocking_reads() {
+    let dir = TempDir::new("api-syncup");
+    let (app, _log) = upload_app(&dir);
+    let server = TestServer::start(app).await;
+    let data = noise(40_000, 8);
+    server
+        .client()
+        .windowsize(8)
+        .put("api/syncup/plain", &data)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(dir.join("plain")).unwrap(), data);
+}
