@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -292,6 +292,7 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 task,
                 verdict,
                 scratch: Vec::new(),
+                pool: BytesMut::with_capacity(depth * usize::from(neg.params.blksize)),
             };
             let netascii = (req.mode == Mode::Netascii).then(NetasciiDecoder::new);
             drive_write(
@@ -592,6 +593,7 @@ enum Sink {
         /// The handler's verdict, once it has returned.
         verdict: Option<Result<(), TftpError>>,
         scratch: Vec<u8>,
+        pool: BytesMut,
     },
 }
 
@@ -613,15 +615,23 @@ impl Sink {
                 Some(d) => d.decode(chunk, data),
                 None => data.extend_from_slice(chunk),
             },
-            Sink::Stream { tx, scratch, .. } => {
-                let bytes = match netascii {
+            Sink::Stream {
+                tx, scratch, pool, ..
+            } => {
+                let data = match netascii {
                     Some(d) => {
                         scratch.clear();
                         d.decode(chunk, scratch);
-                        Bytes::copy_from_slice(scratch)
+                        &scratch[..]
                     }
-                    None => Bytes::copy_from_slice(chunk),
+                    None => chunk,
                 };
+                // Chunks are cut from one buffer that is reused once the
+                // handler has dropped the chunks before (no allocation per
+                // block while the handler keeps up).
+                pool.reserve(data.len());
+                pool.extend_from_slice(data);
+                let bytes = pool.split().freeze();
                 if let Some(t) = tx {
                     if !bytes.is_empty() && t.send(Ok(bytes)).await.is_err() {
                         // The handler dropped its Upload: the rest is discarded.
@@ -650,6 +660,7 @@ impl Sink {
                 task,
                 verdict,
                 scratch,
+                ..
             } => {
                 if let (Some(d), Some(t)) = (netascii, tx.as_ref()) {
                     scratch.clear();
