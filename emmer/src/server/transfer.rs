@@ -236,9 +236,9 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             .await
         }
         Prepared::WriteBuffered(handler) => {
-            let Some((neg, mut t)) = start_write(shared, &socket, &limits, &requested) else {
-                let e = too_large(requested.tsize.unwrap_or(0), max_upload(shared, &limits));
-                return refuse(route, e).await;
+            let (neg, mut t) = match start_write(shared, &socket, &limits, &requested) {
+                Ok(v) => v,
+                Err(e) => return refuse(route, e).await,
             };
             // Trust an announced size for the first allocation only up to 1 MiB.
             let hint = neg.tsize.unwrap_or(0).min(1 << 20) as usize;
@@ -260,9 +260,9 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
             .await
         }
         Prepared::WriteStreaming(handler) => {
-            let Some((neg, mut t)) = start_write(shared, &socket, &limits, &requested) else {
-                let e = too_large(requested.tsize.unwrap_or(0), max_upload(shared, &limits));
-                return refuse(route, e).await;
+            let (neg, mut t) = match start_write(shared, &socket, &limits, &requested) {
+                Ok(v) => v,
+                Err(e) => return refuse(route, e).await,
             };
             let depth = usize::from(neg.params.windowsize) + 1;
             let (sender, upload) = Upload::channel(neg.tsize, depth);
@@ -310,15 +310,20 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
     }
 }
 
-/// Negotiates a write; `None` when the announced size is over the limit
+/// Negotiates a write; ERROR 3 when the announced size is over the limit
 /// (RFC 2349: refused before the transfer starts).
 fn start_write(
     shared: &Shared,
     socket: &UdpSocket,
     limits: &RouteLimits,
     requested: &RequestedOptions,
-) -> Option<(Negotiated, WriteTransfer)> {
+) -> Result<(Negotiated, WriteTransfer), TftpError> {
     let max = max_upload(shared, limits);
+    if let Some(size) = requested.tsize.filter(|&s| s > max) {
+        return Err(TftpError::disk_full(format!(
+            "upload of {size} bytes exceeds the limit of {max} bytes"
+        )));
+    }
     let mut option_limits = option_limits(shared, limits);
     let mut neg = Negotiated::negotiate(requested, &option_limits, true, None);
     // RFC 7440 windows arrive back to back: grant no larger a window than
@@ -328,12 +333,9 @@ fn start_write(
         option_limits.max_windowsize = fits;
         neg = Negotiated::negotiate(requested, &option_limits, true, None);
     }
-    if requested.tsize.is_some_and(|s| s > max) {
-        return None;
-    }
     record_params(&neg);
     let t = WriteTransfer::new(Instant::now(), &neg, &transfer_config(shared, &neg), max);
-    Some((neg, t))
+    Ok((neg, t))
 }
 
 /// How many blocks of `blksize` the socket's receive queue holds, after
@@ -370,12 +372,6 @@ fn max_upload(shared: &Shared, route: &RouteLimits) -> u64 {
     route.max_upload.map_or(shared.config.max_upload, |m| {
         m.min(shared.config.max_upload)
     })
-}
-
-fn too_large(size: u64, max: u64) -> TftpError {
-    TftpError::disk_full(format!(
-        "upload of {size} bytes exceeds the limit of {max} bytes"
-    ))
 }
 
 /// Learns the size of a streamed body of unknown size by reading up to its
