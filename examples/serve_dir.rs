@@ -42,13 +42,11 @@
 //! that only trusted users can write to.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use emmer::{App, Config, ReadBody, Request, TftpError};
+use emmer::{App, Config, ReadBody, Request, TftpError, Upload};
 
 /// The served directory: its canonical path, against which every resolved
 /// path is checked.
@@ -170,39 +168,20 @@ impl Root {
         ReadBody::from_std_file(file).map_err(io_error)
     }
 
-    /// Stores an upload atomically: a temporary file in the same directory,
-    /// renamed over the target.
+    /// Stores an upload as it arrives, atomically: into a temporary file in
+    /// the same directory, renamed over the target only once the whole file
+    /// has arrived ([`Upload::save_atomic`]). Returns the bytes stored.
     ///
     /// # Errors
     ///
     /// See [`resolve_write`](Self::resolve_write); a failed write is ERROR 3
-    /// (disk full) or ERROR 2 (permission denied).
-    pub fn store(&self, name: &str, data: &[u8]) -> Result<(), TftpError> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
+    /// (disk full) or ERROR 2 (permission denied); an aborted upload leaves
+    /// nothing behind.
+    pub async fn store(&self, name: &str, upload: Upload) -> Result<u64, TftpError> {
         let target = self.resolve_write(name)?;
-        let mut temp_name = OsString::from(".");
-        temp_name.push(target.file_name().unwrap_or_default());
-        temp_name.push(format!(
-            ".emmer-{}-{}.tmp",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let temp = target.with_file_name(temp_name);
-        let written = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            std::fs::rename(&temp, &target)
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(io_error(e));
-        }
-        tracing::debug!(path = %target.display(), bytes = data.len(), "stored");
-        Ok(())
+        let bytes = upload.save_atomic(&target).await?;
+        tracing::debug!(path = %target.display(), bytes, "stored");
+        Ok(bytes)
     }
 }
 
@@ -225,8 +204,9 @@ pub fn app(root: Root) -> App {
     let reads = root.clone();
     App::empty()
         .route_read(".*", move |req: &Request| reads.open(req.filename()))
-        .route_write(".*", move |req: &Request, data: Vec<u8>| {
-            root.store(req.filename(), &data)
+        .route_upload(".*", move |req: Request, upload: Upload| {
+            let root = root.clone();
+            async move { root.store(req.filename(), upload).await.map(|_| ()) }
         })
 }
 
