@@ -128,3 +128,26 @@ async fn a_malformed_request_gets_error_4() {
     .await
     .unwrap();
 }
+
+/// A client that hears nothing while a slow handler runs sends its request
+/// again from the same port: the copy must not run the handler again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_request_does_not_run_the_handler_twice() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = App::empty().route_read("slow", move |_: &Request| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1200));
+        "done"
+    });
+    let server = TestServer::start(app).await;
+    // The client's 300 ms timeout makes it repeat the RRQ about four times.
+    let client = server.client().timeout(Duration::from_millis(300));
+    assert_eq!(client.get("slow").await.unwrap(), b"done");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the handler ran once");
+    // A new request from another port is a new transfer.
+    assert_eq!(server.client().get("slow").await.unwrap(), b"done");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

@@ -28,6 +28,35 @@ pub(crate) struct Shared {
     pub(crate) table: RouteTable,
     pub(crate) config: Config,
     pub(crate) state: Arc<StateMap>,
+    /// Clients (address and port) with a transfer under way. A client that
+    /// hears nothing for a while sends its request again from the same port;
+    /// while the first transfer runs (its handler may be slow), the copy is
+    /// dropped instead of starting the handler a second time.
+    active: std::sync::Mutex<std::collections::HashSet<SocketAddr>>,
+}
+
+/// Marks a client's transfer as under way until dropped.
+pub(crate) struct ActiveGuard {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+}
+
+impl ActiveGuard {
+    /// `None` when the client already has a transfer under way.
+    fn new(shared: &Arc<Shared>, peer: SocketAddr) -> Option<Self> {
+        let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.insert(peer).then(|| Self {
+            shared: shared.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.remove(&self.peer);
+    }
 }
 
 /// A bound server, ready to [`serve`](Self::serve).
@@ -118,6 +147,7 @@ impl Server {
                 table,
                 config,
                 state,
+                active: Default::default(),
             }),
             shutdown: Arc::new(tx),
         })
@@ -190,6 +220,10 @@ impl Server {
                     continue;
                 }
             };
+            let Some(active) = ActiveGuard::new(&shared, peer) else {
+                tracing::debug!(%peer, file = req.filename, "dropped a repeated request: its transfer is under way");
+                continue;
+            };
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, file = req.filename, max, "refused a request: too many transfers at once");
                 encode_error(
@@ -204,7 +238,7 @@ impl Server {
             let shared = shared.clone();
             let stop = shutdown.subscribe();
             tokio::spawn(async move {
-                transfer::run(shared, request, stop).await;
+                transfer::run(shared, request, stop, active).await;
                 drop(permit);
             });
         }

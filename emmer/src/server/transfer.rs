@@ -14,7 +14,7 @@ use tracing::{Instrument, field::Empty};
 
 use super::batch::Batch;
 use super::body::{Source, netascii_len};
-use super::{ABORT, Shared};
+use super::{ABORT, ActiveGuard, Shared};
 use crate::handler::response::BodyKind;
 use crate::handler::upload::{Chunk, UploadSender};
 use crate::handler::{Prepared, ReadBody, Request, Upload};
@@ -69,7 +69,12 @@ struct Report {
 }
 
 /// Runs one transfer to its end and logs one line about it.
-pub(crate) async fn run(shared: Arc<Shared>, req: OwnedRequest, stop: watch::Receiver<u8>) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    req: OwnedRequest,
+    stop: watch::Receiver<u8>,
+    active: ActiveGuard,
+) {
     let op = if req.is_write { "write" } else { "read" };
     let span = tracing::info_span!(
         "transfer",
@@ -84,7 +89,7 @@ pub(crate) async fn run(shared: Arc<Shared>, req: OwnedRequest, stop: watch::Rec
     let started = Instant::now();
     async move {
         let peer = req.peer;
-        let report = serve(&shared, req, stop).await;
+        let report = serve(&shared, req, stop, active).await;
         let duration = report.ended.duration_since(started);
         let route = report.route.as_deref().unwrap_or("-");
         match &report.outcome {
@@ -128,7 +133,12 @@ fn failed(route: Option<Arc<str>>, e: &TftpError) -> Report {
     }
 }
 
-async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) -> Report {
+async fn serve(
+    shared: &Shared,
+    req: OwnedRequest,
+    stop: watch::Receiver<u8>,
+    active: ActiveGuard,
+) -> Report {
     let peer = req.peer;
     // The transfer's own socket: a new TID (RFC 1350 §4).
     let socket = match super::udp_socket(SocketAddr::new(req.local.ip(), 0), 0) {
@@ -256,6 +266,7 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 stop,
                 route,
                 neg.params.blksize,
+                active,
             )
             .await
         }
@@ -304,6 +315,7 @@ async fn serve(shared: &Shared, req: OwnedRequest, stop: watch::Receiver<u8>) ->
                 stop,
                 route,
                 neg.params.blksize,
+                active,
             )
             .await
         }
@@ -715,7 +727,11 @@ async fn drive_write(
     stop: watch::Receiver<u8>,
     route: Option<Arc<str>>,
     blksize: u16,
+    active: ActiveGuard,
 ) -> Report {
+    // Held until the outcome is known: during the dally that follows, a new
+    // request from the same client is a new transfer, not a repeat.
+    let mut active = Some(active);
     let abort = aborted(stop);
     tokio::pin!(abort);
     let mut aborting = false;
@@ -732,6 +748,7 @@ async fn drive_write(
         if let Some(outcome) = t.outcome() {
             if ended.is_none() {
                 ended = Some(Instant::now());
+                drop(active.take());
                 if !outcome.is_success() {
                     sink.abort(outcome);
                 }
