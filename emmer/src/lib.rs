@@ -36,9 +36,27 @@
 //! handler runs once the whole upload has arrived, and its verdict decides
 //! between the final ACK and an ERROR.
 //!
+//! ## Uploads
+//!
+//! A write handler that takes `data` gets the whole upload once it has
+//! arrived. One that takes an [`Upload`] is called when the request arrives:
+//! it may refuse before anything is acknowledged, reads the data as it comes
+//! (the engine acknowledges no faster), and can commit it with
+//! [`Upload::save_atomic`], so that a failed upload leaves no file.
+//!
+//! ## Testing
+//!
+//! Handlers are plain functions; [`App::read`] and [`App::write`] run a
+//! request through the real route table without a socket; and
+//! [`testing::TestServer`] with [`testing::Client`] test end to end. See
+//! [`testing`].
+//!
 //! ## Configuration
 //!
-//! [`run`] reads `EMMER_*` variables; [`App`] configures everything in code.
+//! [`run`] reads `EMMER_*` variables ([`Config::from_env`]); [`App`]
+//! configures everything in code: address, timeouts and retries, option
+//! limits (also per route), upload and transfer limits, state, and graceful
+//! shutdown through [`Server::shutdown_handle`].
 //!
 //! ## Protocol
 //!

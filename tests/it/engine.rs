@@ -151,3 +151,31 @@ async fn a_repeated_request_does_not_run_the_handler_twice() {
     assert_eq!(server.client().get("slow").await.unwrap(), b"done");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// The server and its transfers work over IPv6 too.
+#[tokio::test]
+async fn ipv6_loopback() {
+    let Ok(probe) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    };
+    drop(probe);
+    let app = App::empty()
+        .route_read("v6", |req: &Request| format!("{}", req.client_host()))
+        .route_write("up", |_: &Request, data: Vec<u8>| data == b"over v6")
+        .bind_to("[::1]:0".parse().unwrap());
+    let server = app.bind().await.unwrap();
+    let addr = server.local_addr();
+    let stop = server.shutdown_handle();
+    tokio::spawn(server.serve());
+    let client = emmer::testing::Client::new(addr)
+        .blksize(1428)
+        .windowsize(4);
+    assert_eq!(client.get("v6").await.unwrap(), b"::1");
+    client.put("up", b"over v6").await.unwrap();
+    assert_eq!(
+        client.put("up", b"other").await.unwrap_err().code(),
+        Some(2)
+    );
+    stop.shutdown();
+}
