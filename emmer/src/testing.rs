@@ -350,14 +350,7 @@ impl Client {
                 }
                 Packet::Oack { options } if peer.is_none() => {
                     peer = Some(from);
-                    for (k, v) in &options {
-                        info.oack.push(((*k).to_owned(), (*v).to_owned()));
-                        match k.to_ascii_lowercase().as_str() {
-                            "blksize" => blksize = parse_opt(v)?,
-                            "windowsize" => windowsize = parse_opt(v)?,
-                            _ => {}
-                        }
-                    }
+                    (blksize, windowsize) = read_oack(&options, &mut info)?;
                     encode_ack(&mut out, 0);
                     last_sent.clone_from(&out);
                     sock.send_to(&out, from).await?;
@@ -474,15 +467,7 @@ impl Client {
                 }
                 Packet::Ack { block: 0 } => break (from, 512usize, 1u64),
                 Packet::Oack { options } => {
-                    let (mut b, mut w) = (512usize, 1u64);
-                    for (k, v) in &options {
-                        info.oack.push(((*k).to_owned(), (*v).to_owned()));
-                        match k.to_ascii_lowercase().as_str() {
-                            "blksize" => b = parse_opt(v)?,
-                            "windowsize" => w = parse_opt(v)?,
-                            _ => {}
-                        }
-                    }
+                    let (b, w) = read_oack(&options, &mut info)?;
                     break (from, b, w);
                 }
                 other => {
@@ -552,6 +537,24 @@ impl Client {
         }
         Ok(info)
     }
+}
+
+/// Records an OACK's options and returns the blksize and windowsize it
+/// grants (512 and 1 when it leaves them out).
+fn read_oack(
+    options: &[(&str, &str)],
+    info: &mut TransferInfo,
+) -> Result<(usize, u64), ClientError> {
+    let (mut blksize, mut windowsize) = (512usize, 1u64);
+    for (k, v) in options {
+        info.oack.push(((*k).to_owned(), (*v).to_owned()));
+        match k.to_ascii_lowercase().as_str() {
+            "blksize" => blksize = parse_opt(v)?,
+            "windowsize" => windowsize = parse_opt(v)?,
+            _ => {}
+        }
+    }
+    Ok((blksize, windowsize))
 }
 
 fn parse_opt<T: std::str::FromStr>(v: &str) -> Result<T, ClientError> {

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use emmer::testing::TestServer;
 use emmer::{App, Request, TftpError};
 
 /// How long one client run may take before it is killed and the test fails.
@@ -101,7 +102,7 @@ pub struct Fixture {
     pub addr: SocketAddr,
     /// What its write routes received.
     pub uploads: Uploads,
-    stop: emmer::ShutdownHandle,
+    _server: TestServer,
 }
 
 /// Builds the app behind a [`Fixture`].
@@ -149,37 +150,13 @@ impl Fixture {
         ));
         let uploads = Uploads::default();
         let app = fixture_app(files, uploads.clone());
-        let (addr, stop) = spawn_app(app).await;
+        let server = TestServer::start(app).await;
         Self {
-            addr,
+            addr: server.addr(),
             uploads,
-            stop,
+            _server: server,
         }
     }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.stop.shutdown();
-    }
-}
-
-/// Binds `app` to 127.0.0.1:0 and serves it on a task of the current
-/// runtime; returns the address and the handle that stops it.
-pub async fn spawn_app(app: App) -> (SocketAddr, emmer::ShutdownHandle) {
-    let server = app
-        .bind_to(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .bind()
-        .await
-        .unwrap_or_else(|e| panic!("test server failed to start: {e}"));
-    let addr = server.local_addr();
-    let stop = server.shutdown_handle();
-    tokio::spawn(async move {
-        if let Err(e) = server.serve().await {
-            panic!("test server failed: {e}");
-        }
-    });
-    (addr, stop)
 }
 
 /// What a finished child process left.

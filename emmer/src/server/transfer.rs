@@ -245,65 +245,27 @@ async fn serve(
             )
             .await
         }
-        Prepared::WriteBuffered(handler) => {
+        prepared @ (Prepared::WriteBuffered(_) | Prepared::WriteStreaming(_)) => {
             let (neg, mut t) = match start_write(shared, &socket, &limits, &requested) {
                 Ok(v) => v,
                 Err(e) => return refuse(route, e).await,
             };
-            // Trust an announced size for the first allocation only up to 1 MiB.
-            let hint = neg.tsize.unwrap_or(0).min(1 << 20) as usize;
-            let sink = Sink::Buffer {
-                data: Vec::with_capacity(hint),
-                handler: Some(handler),
-            };
-            let netascii = (req.mode == Mode::Netascii).then(NetasciiDecoder::new);
-            drive_write(
-                &socket,
-                peer,
-                &mut t,
-                sink,
-                netascii,
-                stop,
-                route,
-                neg.params.blksize,
-                active,
-            )
-            .await
-        }
-        Prepared::WriteStreaming(handler) => {
-            let (neg, mut t) = match start_write(shared, &socket, &limits, &requested) {
-                Ok(v) => v,
-                Err(e) => return refuse(route, e).await,
-            };
-            let depth = usize::from(neg.params.windowsize) + 1;
-            let (sender, upload) = Upload::channel(neg.tsize, depth);
-            let UploadSender { tx, started, end } = sender;
-            let mut task = tokio::spawn(handler(upload));
-            // The handler decides first: an error before its first read
-            // refuses the transfer before anything is acknowledged.
-            let mut started = started;
-            let read_first = tokio::select! {
-                biased;
-                r = &mut task => Err(join_result(r)),
-                r = &mut started => Ok(r.is_ok()),
-            };
-            let verdict = match read_first {
-                // The handler read: the transfer starts.
-                Ok(true) => None,
-                // It dropped the upload unread: its result decides.
-                Ok(false) => Some(join_result((&mut task).await)),
-                Err(v) => Some(v),
-            };
-            if let Some(Err(e)) = verdict {
-                return refuse(route, e).await;
-            }
-            let sink = Sink::Stream {
-                tx: verdict.is_none().then_some(tx),
-                end,
-                task,
-                verdict,
-                scratch: Vec::new(),
-                pool: BytesMut::with_capacity(depth * usize::from(neg.params.blksize)),
+            let sink = match prepared {
+                Prepared::WriteBuffered(handler) => {
+                    // Trust an announced size for the first allocation only up to 1 MiB.
+                    let hint = neg.tsize.unwrap_or(0).min(1 << 20) as usize;
+                    Sink::Buffer {
+                        data: Vec::with_capacity(hint),
+                        handler: Some(handler),
+                    }
+                }
+                Prepared::WriteStreaming(handler) => match start_stream(handler, &neg).await {
+                    Ok(sink) => sink,
+                    Err(e) => return refuse(route, e).await,
+                },
+                Prepared::Read(_) | Prepared::Reject(_) => {
+                    unreachable!("the outer arm takes writes only")
+                }
             };
             let netascii = (req.mode == Mode::Netascii).then(NetasciiDecoder::new);
             drive_write(
@@ -320,6 +282,46 @@ async fn serve(
             .await
         }
     }
+}
+
+/// Starts a streaming handler on its [`Upload`]. The handler decides first:
+/// an error before its first read refuses the transfer before anything is
+/// acknowledged.
+async fn start_stream(
+    handler: crate::handler::StreamFn,
+    neg: &Negotiated,
+) -> Result<Sink, TftpError> {
+    let depth = usize::from(neg.params.windowsize) + 1;
+    let (sender, upload) = Upload::channel(neg.tsize, depth);
+    let UploadSender {
+        tx,
+        mut started,
+        end,
+    } = sender;
+    let mut task = tokio::spawn(handler(upload));
+    let read_first = tokio::select! {
+        biased;
+        r = &mut task => Err(join_result(r)),
+        r = &mut started => Ok(r.is_ok()),
+    };
+    let verdict = match read_first {
+        // The handler read: the transfer starts.
+        Ok(true) => None,
+        // It dropped the upload unread: its result decides.
+        Ok(false) => Some(join_result((&mut task).await)),
+        Err(v) => Some(v),
+    };
+    if let Some(Err(e)) = verdict {
+        return Err(e);
+    }
+    Ok(Sink::Stream {
+        tx: verdict.is_none().then_some(tx),
+        end,
+        task,
+        verdict,
+        scratch: Vec::new(),
+        pool: BytesMut::with_capacity(depth * usize::from(neg.params.blksize)),
+    })
 }
 
 /// Negotiates a write; ERROR 3 when the announced size is over the limit
