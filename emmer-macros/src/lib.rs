@@ -8,6 +8,9 @@
 
 use proc_macro::TokenStream;
 
+mod check;
+mod expand;
+mod parse;
 mod route;
 
 /// Serves a function's return value for the read requests (RRQ) whose file
