@@ -20,6 +20,7 @@ pub mod netascii;
 pub mod options;
 pub mod packet;
 pub mod read;
+mod retransmit;
 pub mod write;
 
 use std::time::Duration;

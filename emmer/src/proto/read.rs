@@ -21,10 +21,11 @@
 //! - DATA, RRQ, WRQ and OACK from the client are ignored: they cannot be part
 //!   of a read, and a stray packet should not kill a transfer.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::block::{resolve, to_wire};
 use super::packet::{encode_error, encode_oack, opcode};
+use super::retransmit::{Expiry, Retransmit};
 use super::{Negotiated, Outcome, Packet, Rollover, TransferConfig};
 use crate::ErrorCode;
 
@@ -40,8 +41,10 @@ struct Slot {
 enum OackState {
     /// No OACK, or it was acknowledged.
     Done,
-    /// It must be sent (first time or again).
+    /// It must be sent for the first time.
     Due,
+    /// It must be sent again (a retransmission).
+    Resend,
     /// Sent, waiting for ACK 0.
     Sent,
 }
@@ -52,10 +55,9 @@ pub struct ReadTransfer {
     blksize: usize,
     windowsize: u64,
     rollover: Rollover,
-    base_timeout: Duration,
-    backoff: u32,
-    max_timeout: Duration,
-    max_retries: u32,
+    /// The retransmission timer: armed while something sent waits for its
+    /// acknowledgement.
+    rtx: Retransmit,
 
     /// The encoded OACK, empty when there is none.
     oack: Vec<u8>,
@@ -75,9 +77,6 @@ pub struct ReadTransfer {
     max_sent: u64,
     /// Blocks below this one are sent again because of a timeout.
     resend_end: u64,
-    /// Timeouts since the last progress.
-    retries: u32,
-    deadline: Option<Instant>,
     /// The ERROR of `outcome` (Failed) still has to be sent.
     error_pending: bool,
     outcome: Option<Outcome>,
@@ -103,10 +102,7 @@ impl ReadTransfer {
             windowsize: u64::from(negotiated.params.windowsize.max(1)),
             rollover: config.rollover,
             // RFC 2349: the negotiated timeout replaces the configured one.
-            base_timeout: negotiated.timeout.unwrap_or(config.timeout),
-            backoff: config.backoff.max(1),
-            max_timeout: config.max_timeout,
-            max_retries: config.max_retries,
+            rtx: Retransmit::new(negotiated.timeout, config),
             oack,
             oack_state,
             slots: Vec::new(),
@@ -116,8 +112,6 @@ impl ReadTransfer {
             next_send: 1,
             max_sent: 0,
             resend_end: 0,
-            retries: 0,
-            deadline: None,
             error_pending: false,
             outcome: None,
             bytes_acked: 0,
@@ -127,15 +121,6 @@ impl ReadTransfer {
 
     fn slot_index(&self, block: u64) -> usize {
         ((block - 1) % self.windowsize) as usize
-    }
-
-    /// The wait before the next retransmission: the base timeout times
-    /// backoff^retries, capped at `max_timeout` (but never below a negotiated
-    /// timeout, which the client was promised).
-    fn rto(&self) -> Duration {
-        let factor = self.backoff.saturating_pow(self.retries);
-        let cap = self.max_timeout.max(self.base_timeout);
-        self.base_timeout.saturating_mul(factor).min(cap)
     }
 
     /// The highest block that may be sent: full blocks, and the last one.
@@ -153,7 +138,7 @@ impl ReadTransfer {
 
     fn end(&mut self, outcome: Outcome) {
         self.outcome = Some(outcome);
-        self.deadline = None;
+        self.rtx.disarm();
     }
 
     /// Space for the next bytes of the body: the unfilled rest of the block
@@ -241,8 +226,8 @@ impl ReadTransfer {
             // RFC 2347: ACK 0 acknowledges the OACK; DATA 1 may go.
             if wire == 0 {
                 self.oack_state = OackState::Done;
-                self.retries = 0;
-                self.deadline = None;
+                self.rtx.progress();
+                self.rtx.disarm();
             }
             return;
         }
@@ -262,14 +247,14 @@ impl ReadTransfer {
             }
         }
         self.acked = block;
-        self.retries = 0;
+        self.rtx.progress();
         // RFC 7440: sending goes on after the acknowledged block; after a
         // mid-window ACK the rest is sent again as a new window.
         self.next_send = block + 1;
         if self.last == Some(block) {
             self.end(Outcome::Complete);
         } else if self.max_sent == self.acked {
-            self.deadline = None;
+            self.rtx.disarm();
         }
     }
 
@@ -278,18 +263,17 @@ impl ReadTransfer {
         if self.outcome.is_some() || !self.outstanding() {
             return;
         }
-        match self.deadline {
-            Some(deadline) if now >= deadline => {}
-            _ => return,
+        match self.rtx.expire(now) {
+            Expiry::NotYet => return,
+            Expiry::GiveUp => {
+                self.end(Outcome::TimedOut);
+                return;
+            }
+            // Armed again when the packets go out.
+            Expiry::Retry => {}
         }
-        if self.retries >= self.max_retries {
-            self.end(Outcome::TimedOut);
-            return;
-        }
-        self.retries += 1;
-        self.deadline = None; // armed again when the packets go out
         if self.oack_state == OackState::Sent {
-            self.oack_state = OackState::Due;
+            self.oack_state = OackState::Resend;
         } else {
             // Send the whole outstanding window again.
             self.resend_end = self.max_sent + 1;
@@ -337,13 +321,13 @@ impl ReadTransfer {
             return None;
         }
         match self.oack_state {
-            OackState::Due => {
+            OackState::Due | OackState::Resend => {
                 out.extend_from_slice(&self.oack);
-                if self.retries > 0 {
+                if self.oack_state == OackState::Resend {
                     self.retransmits += 1;
                 }
                 self.oack_state = OackState::Sent;
-                self.deadline = Some(now + self.rto());
+                self.rtx.arm(now);
                 return Some(self.oack.len());
             }
             OackState::Sent => return None,
@@ -366,7 +350,7 @@ impl ReadTransfer {
         }
         self.max_sent = self.max_sent.max(block);
         self.next_send = block + 1;
-        self.deadline = Some(now + self.rto());
+        self.rtx.arm(now);
         Some(out.len() - start)
     }
 
@@ -377,7 +361,7 @@ impl ReadTransfer {
         if self.outcome.is_some() || !self.outstanding() {
             return None;
         }
-        self.deadline
+        self.rtx.deadline()
     }
 
     /// How the transfer ended, once it has.
@@ -404,6 +388,7 @@ impl ReadTransfer {
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
+    use std::time::Duration;
 
     use super::*;
     use crate::proto::TransferParams;

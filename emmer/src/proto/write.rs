@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::block::to_wire;
 use super::packet::{encode_ack, encode_error, encode_oack};
+use super::retransmit::{Expiry, Retransmit};
 use super::{Negotiated, Outcome, Packet, Rollover, TransferConfig};
 use crate::ErrorCode;
 
@@ -50,10 +51,9 @@ pub struct WriteTransfer {
     blksize: usize,
     windowsize: u64,
     rollover: Rollover,
-    base_timeout: Duration,
-    backoff: u32,
-    max_timeout: Duration,
-    max_retries: u32,
+    /// The retransmission timer: armed while the OACK / ACK 0 or the last
+    /// ACK waits for the next DATA.
+    rtx: Retransmit,
     dally: Duration,
     window_idle: Duration,
     max_bytes: u64,
@@ -71,12 +71,11 @@ pub struct WriteTransfer {
     ack_due: bool,
     /// A re-ACK for a duplicate or a gap was sent since the last new block.
     reack_sent: bool,
-    /// Timeouts since the last progress.
-    retries: u32,
-    /// Retransmission deadline, or the end of the dally.
-    deadline: Option<Instant>,
-    /// `deadline` is the short wait for the rest of a window.
-    idle_pending: bool,
+    /// The short wait for the rest of a window: when it passes, ACK what
+    /// arrived in order. It comes before the retransmission deadline.
+    idle: Option<Instant>,
+    /// The end of the dally.
+    dally_until: Option<Instant>,
     /// The ERROR of `outcome` (Failed) still has to be sent.
     error_pending: bool,
     outcome: Option<Outcome>,
@@ -99,15 +98,13 @@ impl WriteTransfer {
             encode_oack(&mut oack, &negotiated.oack);
         }
         // RFC 2349: the negotiated timeout replaces the configured one.
-        let base_timeout = negotiated.timeout.unwrap_or(config.timeout);
+        let mut rtx = Retransmit::new(negotiated.timeout, config);
+        rtx.arm(now);
         Self {
             blksize: usize::from(negotiated.params.blksize.max(1)),
             windowsize: u64::from(negotiated.params.windowsize.max(1)),
             rollover: config.rollover,
-            base_timeout,
-            backoff: config.backoff.max(1),
-            max_timeout: config.max_timeout,
-            max_retries: config.max_retries,
+            rtx,
             dally: config.dally,
             window_idle: config.window_idle,
             max_bytes,
@@ -118,9 +115,8 @@ impl WriteTransfer {
             since_ack: 0,
             ack_due: false,
             reack_sent: false,
-            retries: 0,
-            deadline: Some(now + base_timeout),
-            idle_pending: false,
+            idle: None,
+            dally_until: None,
             error_pending: false,
             outcome: None,
             bytes: 0,
@@ -128,19 +124,12 @@ impl WriteTransfer {
         }
     }
 
-    /// The wait before the next retransmission: the base timeout times
-    /// backoff^retries, capped at `max_timeout` (but never below a negotiated
-    /// timeout, which the client was promised).
-    fn rto(&self) -> Duration {
-        let factor = self.backoff.saturating_pow(self.retries);
-        let cap = self.max_timeout.max(self.base_timeout);
-        self.base_timeout.saturating_mul(factor).min(cap)
-    }
-
     fn end(&mut self, outcome: Outcome) {
         self.outcome = Some(outcome);
         self.phase = Phase::Done;
-        self.deadline = None;
+        self.rtx.disarm();
+        self.idle = None;
+        self.dally_until = None;
         self.ack_due = false;
         self.start_due = false;
     }
@@ -214,12 +203,13 @@ impl WriteTransfer {
         self.phase = Phase::Receiving;
         self.start_due = false;
         self.reack_sent = false;
-        self.retries = 0;
-        self.deadline = Some(now + self.rto());
+        self.rtx.progress();
+        self.rtx.arm(now);
         if data.len() < self.blksize {
             // RFC 1350: a short block is the last; its ACK waits for accept().
             self.phase = Phase::Complete;
-            self.deadline = None;
+            self.rtx.disarm();
+            self.idle = None;
             self.ack_due = false;
         } else {
             self.since_ack += 1;
@@ -227,11 +217,10 @@ impl WriteTransfer {
             if self.since_ack >= self.windowsize {
                 self.ack_due = true;
                 self.since_ack = 0;
-                self.idle_pending = false;
+                self.idle = None;
             } else {
                 // Mid-window: if the rest does not follow soon, it was lost.
-                self.deadline = Some(now + self.window_idle.min(self.rto()));
-                self.idle_pending = true;
+                self.idle = Some(now + self.window_idle.min(self.rtx.rto()));
             }
         }
         Some(data)
@@ -239,28 +228,30 @@ impl WriteTransfer {
 
     /// Handles the expiry of the deadline from [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
-        match self.deadline {
-            Some(deadline) if now >= deadline => {}
-            _ => return,
-        }
         match self.phase {
             Phase::Start | Phase::Receiving => {
-                if self.idle_pending {
+                if let Some(idle) = self.idle {
+                    if now < idle {
+                        return;
+                    }
                     // The rest of the window did not come: ACK what arrived
                     // in order so the sender goes on from there. Not a
                     // retransmission, and no retry is spent.
-                    self.idle_pending = false;
+                    self.idle = None;
                     self.ack_due = true;
                     self.since_ack = 0;
                     self.reack_sent = false;
-                    self.deadline = Some(now + self.rto());
+                    self.rtx.arm(now);
                     return;
                 }
-                if self.retries >= self.max_retries {
-                    self.end(Outcome::TimedOut);
-                    return;
+                match self.rtx.expire(now) {
+                    Expiry::NotYet => return,
+                    Expiry::GiveUp => {
+                        self.end(Outcome::TimedOut);
+                        return;
+                    }
+                    Expiry::Retry => {}
                 }
-                self.retries += 1;
                 self.retransmits += 1;
                 if self.phase == Phase::Start {
                     self.start_due = true;
@@ -270,11 +261,13 @@ impl WriteTransfer {
                     self.since_ack = 0;
                 }
                 self.reack_sent = false;
-                self.deadline = Some(now + self.rto());
+                self.rtx.arm(now);
             }
             Phase::Dally => {
-                self.phase = Phase::Done;
-                self.deadline = None;
+                if self.dally_until.is_some_and(|end| now >= end) {
+                    self.phase = Phase::Done;
+                    self.dally_until = None;
+                }
             }
             Phase::Complete | Phase::Done => {}
         }
@@ -294,7 +287,7 @@ impl WriteTransfer {
         self.ack_due = true;
         self.outcome = Some(Outcome::Complete);
         self.phase = Phase::Dally;
-        self.deadline = Some(now + self.dally);
+        self.dally_until = Some(now + self.dally);
     }
 
     /// Ends the transfer with an ERROR instead of the next ACK.
@@ -344,7 +337,8 @@ impl WriteTransfer {
     /// when the transfer is over or waits for [`accept`](Self::accept).
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Start | Phase::Receiving | Phase::Dally => self.deadline,
+            Phase::Start | Phase::Receiving => self.idle.or(self.rtx.deadline()),
+            Phase::Dally => self.dally_until,
             Phase::Complete | Phase::Done => None,
         }
     }
