@@ -24,7 +24,7 @@
 use std::time::Instant;
 
 use super::block::{resolve, to_wire};
-use super::packet::{encode_error, encode_oack, opcode};
+use super::packet::{append_error, encode_oack, opcode};
 use super::retransmit::{Expiry, Retransmit};
 use super::{Negotiated, Outcome, Packet, Rollover, TransferConfig};
 use crate::ErrorCode;
@@ -195,7 +195,15 @@ impl ReadTransfer {
         }
     }
 
-    /// Handles a packet from the client (the driver has checked its source).
+    /// Handles a packet from the client (the driver has checked its source,
+    /// RFC 1350 §4).
+    ///
+    /// ACK 0 acknowledges the OACK (RFC 2347); an ACK of an outstanding block
+    /// acknowledges every block up to it (RFC 7440) and sending goes on after
+    /// it; any other ACK is a duplicate and ignored (RFC 1123 §4.2.3.1). An
+    /// ERROR ends the transfer: a size probe in answer to the OACK, a peer
+    /// error otherwise. DATA, RRQ, WRQ and OACK are ignored (a repeated RRQ
+    /// goes to `handle_repeat`).
     pub fn handle_packet(&mut self, now: Instant, packet: &Packet<'_>) {
         let _ = now;
         if self.outcome.is_some() {
@@ -258,7 +266,11 @@ impl ReadTransfer {
         }
     }
 
-    /// Handles the expiry of the deadline from [`poll_timeout`](Self::poll_timeout).
+    /// Handles the expiry of the deadline from [`poll_timeout`](Self::poll_timeout)
+    /// (an early call does nothing). RFC 1350: what is unacknowledged is sent
+    /// again, the OACK or the whole outstanding window (RFC 7440), one retry
+    /// spent and the next wait backed off; after `max_retries` the transfer
+    /// ends as [`Outcome::TimedOut`], silently.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.outcome.is_some() || !self.outstanding() {
             return;
@@ -281,8 +293,10 @@ impl ReadTransfer {
         }
     }
 
-    /// Ends the transfer with an ERROR to the client (for a failure of the
-    /// body source, or a shutdown).
+    /// Ends the transfer with an ERROR to the client (RFC 1350 §7), for a
+    /// failure of the body source or a shutdown: the ERROR is the next and
+    /// last packet [`poll_transmit`](Self::poll_transmit) gives. Ignored once
+    /// the outcome is known.
     pub fn abort(&mut self, code: ErrorCode, message: &str) {
         if self.outcome.is_some() {
             return;
@@ -294,26 +308,22 @@ impl ReadTransfer {
         });
     }
 
-    /// Clears `out` and writes the next packet to send into it; false when
-    /// there is nothing to send now.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        out.clear();
-        self.poll_transmit_append(now, out).is_some()
-    }
-
-    /// Appends the next packet to send to `out` and returns its length;
-    /// `None` when there is nothing to send now. Lets a driver lay a window
-    /// of packets out back to back and send them in one system call
-    /// (UDP segmentation offload).
-    pub fn poll_transmit_append(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
+    /// Appends the next packet to send to `out` (which is never cleared)
+    /// and returns its length; `None` when there is nothing to send now.
+    /// Call it until `None`: a driver may lay a window of packets out back to
+    /// back and send them in one system call (UDP segmentation offload).
+    ///
+    /// In order: the ERROR of an [`abort`](Self::abort); the OACK (RFC 2347),
+    /// alone until ACK 0; then DATA blocks as they are filled, up to one
+    /// window beyond the last acknowledged block (RFC 7440). Each packet
+    /// (re)arms the retransmission timer.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
         let start = out.len();
         if self.error_pending {
             self.error_pending = false;
             if let Some(Outcome::Failed { code, message }) = &self.outcome {
-                let mut packet = Vec::with_capacity(5 + message.len());
-                encode_error(&mut packet, *code, message);
-                out.extend_from_slice(&packet);
-                return Some(packet.len());
+                append_error(out, *code, message);
+                return Some(out.len() - start);
             }
             return None;
         }
@@ -364,9 +374,19 @@ impl ReadTransfer {
         self.rtx.deadline()
     }
 
-    /// How the transfer ended, once it has.
+    /// How the transfer ended, once that is known: [`Outcome::Complete`] at
+    /// the ACK of the last block (RFC 1350), [`Outcome::SizeProbe`] for an
+    /// ERROR in answer to the OACK (RFC 2347), and so on. An ERROR of
+    /// [`abort`](Self::abort) may still have to be sent; see
+    /// [`is_finished`](Self::is_finished).
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    /// True when nothing more will be sent or received: the outcome is known
+    /// and no ERROR is left to send. The driver then drops the transfer.
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_some() && !self.error_pending
     }
 
     /// The negotiated window size.
@@ -465,7 +485,11 @@ mod tests {
         /// Everything the transfer wants to send now.
         fn sent(&mut self) -> Vec<Sent> {
             let mut v = Vec::new();
-            while self.t.poll_transmit(self.now, &mut self.out) {
+            loop {
+                self.out.clear();
+                if self.t.poll_transmit(self.now, &mut self.out).is_none() {
+                    break;
+                }
                 v.push(match Packet::decode(&self.out).unwrap() {
                     Packet::Oack { options } => Sent::Oack(
                         options
@@ -607,11 +631,12 @@ mod tests {
         t.commit(8);
         t.finish();
         let mut out = Vec::new();
-        assert!(t.poll_transmit(base, &mut out));
+        assert_eq!(t.poll_transmit(base, &mut out), Some(12));
         assert_eq!(out, b"\x00\x03\x00\x01abcdefgh");
-        assert!(t.poll_transmit(base, &mut out));
+        out.clear();
+        assert_eq!(t.poll_transmit(base, &mut out), Some(4));
         assert_eq!(out, b"\x00\x03\x00\x02");
-        assert!(!t.poll_transmit(base, &mut out));
+        assert_eq!(t.poll_transmit(base, &mut out), None);
         t.handle_packet(base, &Packet::Ack { block: 2 });
         assert_eq!(t.outcome(), Some(&Outcome::Complete));
         assert_eq!(t.bytes_acked(), 8);
@@ -932,6 +957,28 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn is_finished_once_the_outcome_is_known_and_no_error_is_left() {
+        let mut h = Harness::simple(512, 1, 10);
+        assert_eq!(h.step(), vec![data(1, 10)]);
+        assert!(!h.t.is_finished());
+        assert_eq!(h.ack(1), vec![]);
+        assert!(h.t.is_finished());
+        // An ERROR from the client: nothing to send back.
+        let mut h = Harness::simple(512, 1, 600);
+        h.step();
+        h.error(0, "cancelled");
+        assert!(h.t.is_finished());
+        // Our ERROR: finished once it is sent.
+        let mut h = Harness::simple(512, 1, 600);
+        h.step();
+        h.t.abort(ErrorCode::Undefined, "gone");
+        assert!(h.t.outcome().is_some());
+        assert!(!h.t.is_finished(), "the ERROR is not sent yet");
+        assert_eq!(h.sent(), vec![Sent::Error(0, "gone".into())]);
+        assert!(h.t.is_finished());
     }
 
     #[test]

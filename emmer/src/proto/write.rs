@@ -25,7 +25,7 @@
 use std::time::{Duration, Instant};
 
 use super::block::to_wire;
-use super::packet::{encode_ack, encode_error, encode_oack};
+use super::packet::{append_ack, append_error, encode_oack};
 use super::retransmit::{Expiry, Retransmit};
 use super::{Negotiated, Outcome, Packet, Rollover, TransferConfig};
 use crate::ErrorCode;
@@ -134,9 +134,17 @@ impl WriteTransfer {
         self.start_due = false;
     }
 
-    /// Handles a packet from the client. Returns the payload of a new
-    /// in-order DATA block, which the driver must store before it polls for
-    /// the ACK; duplicates and out-of-order blocks return `None`.
+    /// Handles a packet from the client (the driver has checked its source,
+    /// RFC 1350 §4). Returns the payload of a new in-order DATA block, which
+    /// the driver must hand on before it polls for the ACK (back-pressure);
+    /// duplicates and out-of-order blocks return `None` and are answered
+    /// with an ACK of the last block received in order (RFC 7440).
+    ///
+    /// A short block is the last (RFC 1350): its ACK waits for
+    /// [`accept`](Self::accept). During the dally a retransmitted last block
+    /// is ACKed again (RFC 1350 §6). An ERROR ends the transfer; a block
+    /// larger than blksize ends it with ERROR 4 (RFC 2348). ACK, RRQ, WRQ and
+    /// OACK are ignored (a repeated WRQ goes to `handle_repeat`).
     pub fn handle_packet<'p>(&mut self, now: Instant, packet: &Packet<'p>) -> Option<&'p [u8]> {
         match (self.phase, packet) {
             (Phase::Done, _) => None,
@@ -226,7 +234,13 @@ impl WriteTransfer {
         Some(data)
     }
 
-    /// Handles the expiry of the deadline from [`poll_timeout`](Self::poll_timeout).
+    /// Handles the expiry of the deadline from [`poll_timeout`](Self::poll_timeout)
+    /// (an early call does nothing). Mid-window, the short idle wait ACKs
+    /// what arrived in order (RFC 7440), no retry spent. Otherwise the OACK /
+    /// ACK 0 or the last ACK is sent again (RFC 1350), one retry spent and
+    /// the next wait backed off; after `max_retries` the transfer ends as
+    /// [`Outcome::TimedOut`], silently. At the end of the dally the transfer
+    /// is finished.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Start | Phase::Receiving => {
@@ -273,13 +287,17 @@ impl WriteTransfer {
         }
     }
 
-    /// True once the last block has arrived and the transfer waits for
-    /// [`accept`](Self::accept) or [`abort`](Self::abort).
-    pub fn is_complete(&self) -> bool {
+    /// True once the last block has arrived (RFC 1350: the short one) and
+    /// the transfer waits for the verdict: [`accept`](Self::accept) or
+    /// [`abort`](Self::abort). Nothing is sent and no timer runs meanwhile.
+    pub fn awaits_verdict(&self) -> bool {
         self.phase == Phase::Complete
     }
 
-    /// The upload was accepted: send the final ACK and dally.
+    /// The upload was accepted: the final ACK goes out, the outcome is
+    /// [`Outcome::Complete`], and the transfer dallies to ACK a retransmitted
+    /// last block again (RFC 1350 §6). Ignored unless
+    /// [`awaits_verdict`](Self::awaits_verdict).
     pub fn accept(&mut self, now: Instant) {
         if self.phase != Phase::Complete {
             return;
@@ -290,7 +308,10 @@ impl WriteTransfer {
         self.dally_until = Some(now + self.dally);
     }
 
-    /// Ends the transfer with an ERROR instead of the next ACK.
+    /// Ends the transfer with an ERROR (RFC 1350 §7) instead of the next
+    /// ACK: the ERROR is the next and last packet
+    /// [`poll_transmit`](Self::poll_transmit) gives. Ignored once the outcome
+    /// is known (after [`accept`](Self::accept) too).
     pub fn abort(&mut self, code: ErrorCode, message: &str) {
         if self.outcome.is_some() {
             return;
@@ -302,35 +323,41 @@ impl WriteTransfer {
         self.error_pending = true;
     }
 
-    /// Clears `out` and writes the next packet to send into it; false when
-    /// there is nothing to send now.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    /// Appends the next packet to send to `out` (which is never cleared)
+    /// and returns its length; `None` when there is nothing to send now.
+    /// Call it until `None`.
+    ///
+    /// In order: the ERROR of an [`abort`](Self::abort); an ACK that is due
+    /// (after a window, RFC 7440, a re-ACK, the final ACK); the first packet,
+    /// which is the OACK when options were accepted (RFC 2347) and ACK 0
+    /// otherwise (RFC 1350).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
         let _ = now;
+        let start = out.len();
         if self.error_pending {
             self.error_pending = false;
             if let Some(Outcome::Failed { code, message }) = &self.outcome {
-                encode_error(out, *code, message);
-                return true;
+                append_error(out, *code, message);
+                return Some(out.len() - start);
             }
-            return false;
+            return None;
         }
         if self.ack_due {
             self.ack_due = false;
-            encode_ack(out, to_wire(self.expected - 1, self.rollover));
-            return true;
+            append_ack(out, to_wire(self.expected - 1, self.rollover));
+            return Some(out.len() - start);
         }
         if self.start_due {
             self.start_due = false;
             if self.oack.is_empty() {
                 // RFC 1350: a WRQ is answered with ACK 0.
-                encode_ack(out, 0);
+                append_ack(out, 0);
             } else {
-                out.clear();
                 out.extend_from_slice(&self.oack);
             }
-            return true;
+            return Some(out.len() - start);
         }
-        false
+        None
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called; `None`
@@ -343,14 +370,17 @@ impl WriteTransfer {
         }
     }
 
-    /// How the transfer ended, once it has. Set at the final ACK (the dally
-    /// that follows does not change it); [`is_finished`](Self::is_finished)
-    /// tells when the driver may drop the transfer.
+    /// How the transfer ended, once that is known. [`Outcome::Complete`] is
+    /// set at the final ACK (the dally that follows does not change it);
+    /// [`is_finished`](Self::is_finished) tells when the driver may drop the
+    /// transfer.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
     }
 
-    /// True when nothing more will be sent or received (after the dally).
+    /// True when nothing more will be sent or received: after the dally
+    /// (RFC 1350 §6), or once the ERROR that ended the transfer is sent. The
+    /// driver then drops the transfer.
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Done && !self.error_pending && !self.ack_due
     }
@@ -423,7 +453,11 @@ mod tests {
 
         fn sent(&mut self) -> Vec<Sent> {
             let mut v = Vec::new();
-            while self.t.poll_transmit(self.now, &mut self.out) {
+            loop {
+                self.out.clear();
+                if self.t.poll_transmit(self.now, &mut self.out).is_none() {
+                    break;
+                }
                 v.push(match Packet::decode(&self.out).unwrap() {
                     Packet::Oack { options } => Sent::Oack(
                         options
@@ -472,16 +506,16 @@ mod tests {
         assert_eq!(h.t.poll_timeout(), Some(h.base + Duration::from_secs(1)));
         assert_eq!(h.data(1, 512), (true, vec![Sent::Ack(1)]));
         assert_eq!(h.data(2, 512), (true, vec![Sent::Ack(2)]));
-        assert!(!h.t.is_complete());
+        assert!(!h.t.awaits_verdict());
         // The short block: handed on, but its ACK waits for accept().
         assert_eq!(h.data(3, 100), (true, vec![]));
-        assert!(h.t.is_complete());
+        assert!(h.t.awaits_verdict());
         assert_eq!(h.t.outcome(), None);
         assert_eq!(h.t.poll_timeout(), None);
         assert_eq!(h.t.bytes_received(), 1124);
         assert_eq!(h.stored.len(), 1124);
         h.t.accept(h.now);
-        assert!(!h.t.is_complete());
+        assert!(!h.t.awaits_verdict());
         assert_eq!(h.sent(), vec![Sent::Ack(3)]);
         assert_eq!(h.t.outcome(), Some(&Outcome::Complete));
         assert!(!h.t.is_finished());
@@ -585,7 +619,7 @@ mod tests {
         let mut h = Harness::simple(512, 1);
         h.sent();
         assert_eq!(h.data(1, 0), (true, vec![]));
-        assert!(h.t.is_complete());
+        assert!(h.t.awaits_verdict());
         h.t.accept(h.now);
         assert_eq!(h.sent(), vec![Sent::Ack(1)]);
         assert_eq!(h.t.bytes_received(), 0);
@@ -596,9 +630,9 @@ mod tests {
         let mut h = Harness::simple(8, 1);
         h.sent();
         assert_eq!(h.data(1, 8), (true, vec![Sent::Ack(1)]));
-        assert!(!h.t.is_complete(), "a full block is not the last");
+        assert!(!h.t.awaits_verdict(), "a full block is not the last");
         assert_eq!(h.data(2, 0), (true, vec![]));
-        assert!(h.t.is_complete());
+        assert!(h.t.awaits_verdict());
     }
 
     #[test]
@@ -635,7 +669,7 @@ mod tests {
         // The last block is ACKed at accept, even mid-window.
         assert_eq!(h.data(9, 8), (true, vec![]));
         assert_eq!(h.data(10, 3), (true, vec![]));
-        assert!(h.t.is_complete());
+        assert!(h.t.awaits_verdict());
         h.t.accept(h.now);
         assert_eq!(h.sent(), vec![Sent::Ack(10)]);
         assert_eq!(h.t.bytes_received(), 75);
@@ -721,7 +755,7 @@ mod tests {
         assert_eq!(h.t.poll_timeout(), None);
         h.t.handle_timeout(h.now + Duration::from_secs(1000));
         assert_eq!(h.sent(), vec![]);
-        assert!(h.t.is_complete());
+        assert!(h.t.awaits_verdict());
         assert_eq!(h.t.bytes_received(), 13);
     }
 
@@ -763,7 +797,7 @@ mod tests {
         let mut h = Harness::simple(8, 1);
         h.sent();
         h.data(1, 3);
-        assert!(h.t.is_complete());
+        assert!(h.t.awaits_verdict());
         h.t.abort(ErrorCode::AccessViolation, "checksum mismatch");
         assert!(!h.t.is_finished(), "the ERROR is not sent yet");
         assert_eq!(h.sent(), vec![Sent::Error(2, "checksum mismatch".into())]);
@@ -830,7 +864,7 @@ mod tests {
         h.data(1, 512);
         assert_eq!(h.data(2, 512), (true, vec![Sent::Ack(2)]));
         assert_eq!(h.data(3, 0), (true, vec![]));
-        assert!(h.t.is_complete());
+        assert!(h.t.awaits_verdict());
     }
 
     #[test]
