@@ -19,6 +19,8 @@
 //! ```
 
 pub mod block;
+#[cfg(test)]
+mod harness;
 pub mod netascii;
 pub mod options;
 pub mod packet;

@@ -407,55 +407,20 @@ impl ReadTransfer {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
     use std::time::Duration;
 
     use super::*;
-    use crate::proto::TransferParams;
-
-    /// A packet the server sent, decoded into owned form.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    enum Sent {
-        Oack(Vec<(String, String)>),
-        Data(u16, Vec<u8>),
-        Error(u16, String),
-    }
+    use crate::proto::harness::{Harness, Sent, blocks, last_block, negotiated};
 
     fn data(block: u16, len: usize) -> Sent {
         Sent::Data(block, vec![b'x'; len])
     }
 
-    fn negotiated(blksize: u16, windowsize: u16, oack: &[(&'static str, &str)]) -> Negotiated {
-        Negotiated {
-            params: TransferParams {
-                blksize,
-                windowsize,
-            },
-            timeout: None,
-            tsize: None,
-            oack: oack.iter().map(|&(k, v)| (k, v.to_string())).collect(),
-        }
-    }
-
-    struct Harness {
-        t: ReadTransfer,
-        base: Instant,
-        now: Instant,
-        /// The rest of the body not yet handed to the transfer.
-        body: Vec<u8>,
-        out: Vec<u8>,
-    }
-
-    impl Harness {
+    impl Harness<ReadTransfer> {
         fn new(n: Negotiated, config: TransferConfig, body_len: usize) -> Self {
-            let base = Instant::now();
-            Self {
-                t: ReadTransfer::new(base, &n, &config),
-                base,
-                now: base,
-                body: vec![b'x'; body_len],
-                out: Vec::new(),
-            }
+            let mut h = Harness::start(|now| ReadTransfer::new(now, &n, &config));
+            h.body = vec![b'x'; body_len];
+            h
         }
 
         fn simple(blksize: u16, windowsize: u16, body_len: usize) -> Self {
@@ -464,80 +429,6 @@ mod tests {
                 TransferConfig::default(),
                 body_len,
             )
-        }
-
-        /// Feeds the body as a driver does: fill what the transfer takes,
-        /// finish() once the body is exhausted.
-        fn feed(&mut self) {
-            loop {
-                if self.body.is_empty() {
-                    self.t.finish();
-                    return;
-                }
-                let Some(buf) = self.t.fill_buf() else { return };
-                let n = buf.len().min(self.body.len());
-                buf[..n].copy_from_slice(&self.body[..n]);
-                self.body.drain(..n);
-                self.t.commit(n);
-            }
-        }
-
-        /// Everything the transfer wants to send now.
-        fn sent(&mut self) -> Vec<Sent> {
-            let mut v = Vec::new();
-            loop {
-                self.out.clear();
-                if self.t.poll_transmit(self.now, &mut self.out).is_none() {
-                    break;
-                }
-                v.push(match Packet::decode(&self.out).unwrap() {
-                    Packet::Oack { options } => Sent::Oack(
-                        options
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect(),
-                    ),
-                    Packet::Data { block, data } => Sent::Data(block, data.to_vec()),
-                    Packet::Error { code, message } => Sent::Error(code, message.into_owned()),
-                    other => panic!("server sent {other:?}"),
-                });
-            }
-            v
-        }
-
-        /// Feeds, then collects what is sent.
-        fn step(&mut self) -> Vec<Sent> {
-            self.feed();
-            self.sent()
-        }
-
-        fn ack(&mut self, block: u16) -> Vec<Sent> {
-            self.t.handle_packet(self.now, &Packet::Ack { block });
-            self.step()
-        }
-
-        fn error(&mut self, code: u16, msg: &'static str) -> Vec<Sent> {
-            self.t.handle_packet(
-                self.now,
-                &Packet::Error {
-                    code,
-                    message: Cow::Borrowed(msg),
-                },
-            );
-            self.step()
-        }
-
-        fn advance(&mut self, d: Duration) {
-            self.now += d;
-        }
-
-        /// Advances to the deadline and fires it.
-        fn fire(&mut self) -> Vec<Sent> {
-            let d = self.t.poll_timeout().expect("a timer is armed");
-            assert!(d >= self.now);
-            self.now = d;
-            self.t.handle_timeout(self.now);
-            self.step()
         }
     }
 
@@ -1012,18 +903,13 @@ mod tests {
 
     /// Runs a whole lock-step or windowed transfer with a perfect client and
     /// returns the wire numbers of all DATA sent, in order.
-    fn run_to_end(h: &mut Harness) -> Vec<u16> {
+    fn run_to_end(h: &mut Harness<ReadTransfer>) -> Vec<u16> {
         let mut wires = Vec::new();
         let mut got = h.step();
         while h.t.outcome().is_none() {
-            let Some(Sent::Data(last, _)) = got.last() else {
-                panic!("stalled: {got:?}")
-            };
-            let last = *last;
-            wires.extend(got.iter().map(|s| match s {
-                Sent::Data(b, _) => *b,
-                _ => unreachable!(),
-            }));
+            let window = blocks(&got);
+            let last = *window.last().expect("stalled");
+            wires.extend(window);
             got = h.ack(last);
         }
         wires
@@ -1066,24 +952,14 @@ mod tests {
             let mut got = h.step();
             // Whole windows up to the one holding 65529 (65529..=65536).
             while !got.contains(&data(65529, 8)) {
-                let Some(Sent::Data(b, _)) = got.last() else {
-                    panic!()
-                };
-                got = h.ack(*b);
+                got = h.ack(last_block(&got));
             }
             assert_eq!(got.last(), Some(&data(wrap[1], 8)));
             // Mid-window ACK of 65529: the new window 65530..=65537 spans the wrap.
             got = h.ack(65529);
-            let wires: Vec<u16> = got
-                .iter()
-                .map(|s| match s {
-                    Sent::Data(b, _) => *b,
-                    _ => unreachable!(),
-                })
-                .collect();
             let (w1, w2) = (wrap[1], wrap[2]);
             assert_eq!(
-                wires,
+                blocks(&got),
                 [65530, 65531, 65532, 65533, 65534, 65535, w1, w2],
                 "{rollover:?}"
             );
@@ -1098,15 +974,9 @@ mod tests {
             let again = h.fire();
             assert_eq!(again, got);
             // Finish the transfer.
-            let Some(Sent::Data(b, _)) = again.last() else {
-                panic!()
-            };
-            let mut got = h.ack(*b);
+            let mut got = h.ack(last_block(&again));
             while h.t.outcome().is_none() {
-                let Some(Sent::Data(b, _)) = got.last() else {
-                    panic!()
-                };
-                got = h.ack(*b);
+                got = h.ack(last_block(&got));
             }
             assert_eq!(h.t.bytes_acked(), 65600 * 8);
         }

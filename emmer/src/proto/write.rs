@@ -398,49 +398,12 @@ impl WriteTransfer {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
     use super::*;
-    use crate::proto::TransferParams;
+    use crate::proto::harness::{Harness, Sent, negotiated};
 
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    enum Sent {
-        Oack(Vec<(String, String)>),
-        Ack(u16),
-        Error(u16, String),
-    }
-
-    fn negotiated(blksize: u16, windowsize: u16, oack: &[(&'static str, &str)]) -> Negotiated {
-        Negotiated {
-            params: TransferParams {
-                blksize,
-                windowsize,
-            },
-            timeout: None,
-            tsize: None,
-            oack: oack.iter().map(|&(k, v)| (k, v.to_string())).collect(),
-        }
-    }
-
-    struct Harness {
-        t: WriteTransfer,
-        base: Instant,
-        now: Instant,
-        out: Vec<u8>,
-        /// Everything handed on, in order.
-        stored: Vec<u8>,
-    }
-
-    impl Harness {
+    impl Harness<WriteTransfer> {
         fn new(n: Negotiated, config: TransferConfig, max_bytes: u64) -> Self {
-            let base = Instant::now();
-            Self {
-                t: WriteTransfer::new(base, &n, &config, max_bytes),
-                base,
-                now: base,
-                out: Vec::new(),
-                stored: Vec::new(),
-            }
+            Harness::start(|now| WriteTransfer::new(now, &n, &config, max_bytes))
         }
 
         fn simple(blksize: u16, windowsize: u16) -> Self {
@@ -449,53 +412,6 @@ mod tests {
                 TransferConfig::default(),
                 u64::MAX,
             )
-        }
-
-        fn sent(&mut self) -> Vec<Sent> {
-            let mut v = Vec::new();
-            loop {
-                self.out.clear();
-                if self.t.poll_transmit(self.now, &mut self.out).is_none() {
-                    break;
-                }
-                v.push(match Packet::decode(&self.out).unwrap() {
-                    Packet::Oack { options } => Sent::Oack(
-                        options
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect(),
-                    ),
-                    Packet::Ack { block } => Sent::Ack(block),
-                    Packet::Error { code, message } => Sent::Error(code, message.into_owned()),
-                    other => panic!("server sent {other:?}"),
-                });
-            }
-            v
-        }
-
-        /// DATA `block` with `len` bytes (the byte is the low bits of the
-        /// block): returns whether it was handed on, and what was sent.
-        fn data(&mut self, block: u16, len: usize) -> (bool, Vec<Sent>) {
-            let payload = vec![block as u8; len];
-            let handed = self.t.handle_packet(
-                self.now,
-                &Packet::Data {
-                    block,
-                    data: &payload,
-                },
-            );
-            let handed = handed
-                .inspect(|d| self.stored.extend_from_slice(d))
-                .is_some();
-            (handed, self.sent())
-        }
-
-        fn fire(&mut self) -> Vec<Sent> {
-            let d = self.t.poll_timeout().expect("a timer is armed");
-            assert!(d >= self.now);
-            self.now = d;
-            self.t.handle_timeout(self.now);
-            self.sent()
         }
     }
 
@@ -894,14 +810,7 @@ mod tests {
             if !before_data {
                 h.data(1, 8);
             }
-            h.t.handle_packet(
-                h.now,
-                &Packet::Error {
-                    code: 0,
-                    message: Cow::Borrowed("user cancelled"),
-                },
-            );
-            assert_eq!(h.sent(), vec![]);
+            assert_eq!(h.error(0, "user cancelled"), vec![]);
             assert_eq!(
                 h.t.outcome(),
                 Some(&Outcome::PeerError {
