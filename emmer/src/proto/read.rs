@@ -257,8 +257,10 @@ impl ReadTransfer {
         self.acked = block;
         self.rtx.progress();
         // RFC 7440: sending goes on after the acknowledged block; after a
-        // mid-window ACK the rest is sent again as a new window.
+        // mid-window ACK the rest is sent again as a new window, which is
+        // no timeout retransmission (even after one).
         self.next_send = block + 1;
+        self.resend_end = 0;
         if self.last == Some(block) {
             self.end(Outcome::Complete);
         } else if self.max_sent == self.acked {
@@ -766,6 +768,22 @@ mod tests {
         );
         assert_eq!(
             h.fire(),
+            vec![data(3, 8), data(4, 8), data(5, 8), data(6, 8)]
+        );
+        assert_eq!(h.t.retransmits(), 4);
+    }
+
+    #[test]
+    fn mid_window_ack_after_a_timeout_is_no_retransmission() {
+        let mut h = Harness::simple(8, 4, 100);
+        let window = vec![data(1, 8), data(2, 8), data(3, 8), data(4, 8)];
+        assert_eq!(h.step(), window);
+        assert_eq!(h.fire(), window);
+        assert_eq!(h.t.retransmits(), 4);
+        // 3 and 4 go a third time, in the new window after ACK 2: not
+        // because of the timeout.
+        assert_eq!(
+            h.ack(2),
             vec![data(3, 8), data(4, 8), data(5, 8), data(6, 8)]
         );
         assert_eq!(h.t.retransmits(), 4);
