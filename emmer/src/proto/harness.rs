@@ -64,6 +64,7 @@ pub(super) trait Machine {
     /// Returns the payload a write hands on.
     fn handle_packet<'p>(&mut self, now: Instant, packet: &Packet<'p>) -> Option<&'p [u8]>;
     fn handle_timeout(&mut self, now: Instant);
+    fn handle_repeat(&mut self, now: Instant) -> bool;
     fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize>;
     fn poll_timeout(&self) -> Option<Instant>;
 }
@@ -89,6 +90,9 @@ impl Machine for ReadTransfer {
     fn handle_timeout(&mut self, now: Instant) {
         ReadTransfer::handle_timeout(self, now)
     }
+    fn handle_repeat(&mut self, now: Instant) -> bool {
+        ReadTransfer::handle_repeat(self, now)
+    }
     fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
         ReadTransfer::poll_transmit(self, now, out)
     }
@@ -104,6 +108,9 @@ impl Machine for WriteTransfer {
     }
     fn handle_timeout(&mut self, now: Instant) {
         WriteTransfer::handle_timeout(self, now)
+    }
+    fn handle_repeat(&mut self, now: Instant) -> bool {
+        WriteTransfer::handle_repeat(self, now)
     }
     fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
         WriteTransfer::poll_transmit(self, now, out)
@@ -202,6 +209,13 @@ impl<M: Machine> Harness<M> {
     pub(super) fn error(&mut self, code: u16, message: &'static str) -> Vec<Sent> {
         let message = Cow::Borrowed(message);
         self.packet(&Packet::Error { code, message }).1
+    }
+
+    /// The client sends its request again: returns what
+    /// `handle_repeat` returned, and what was sent after it.
+    pub(super) fn repeat(&mut self) -> (bool, Vec<Sent>) {
+        let resent = self.t.handle_repeat(self.now);
+        (resent, self.step())
     }
 
     /// Advances the clock by `d`, firing nothing.

@@ -11,6 +11,7 @@
 //! ```text
 //! driver                     state machine
 //!   recv datagram ──decode──▶ handle_packet(now, &packet)
+//!   request again ─────────▶ handle_repeat(now)
 //!   timer fired   ─────────▶ handle_timeout(now)
 //!   send          ◀──────── poll_transmit(now, &mut out)  (appends; until None)
 //!   arm timer     ◀──────── poll_timeout()

@@ -203,7 +203,7 @@ impl ReadTransfer {
     /// it; any other ACK is a duplicate and ignored (RFC 1123 §4.2.3.1). An
     /// ERROR ends the transfer: a size probe in answer to the OACK, a peer
     /// error otherwise. DATA, RRQ, WRQ and OACK are ignored (a repeated RRQ
-    /// goes to `handle_repeat`).
+    /// goes to [`handle_repeat`](Self::handle_repeat)).
     pub fn handle_packet(&mut self, now: Instant, packet: &Packet<'_>) {
         let _ = now;
         if self.outcome.is_some() {
@@ -292,6 +292,48 @@ impl ReadTransfer {
             // Send the whole outstanding window again.
             self.resend_end = self.max_sent + 1;
             self.next_send = self.acked + 1;
+        }
+    }
+
+    /// The client sent its RRQ again (the driver matched it to this
+    /// transfer). RFC 1350 §2: a side that gets no answer retransmits its
+    /// last packet, so the client has not received our first one.
+    ///
+    /// If nothing sent has been answered yet (the OACK is out and ACK 0 has
+    /// not come, RFC 2347; or, without OACK, DATA is out and no block is
+    /// acknowledged), the first packet goes again at the next
+    /// [`poll_transmit`](Self::poll_transmit) (without OACK: from block 1,
+    /// the first window, as a timeout would), counted in
+    /// [`retransmits`](Self::retransmits) but spending no retry and leaving
+    /// the backoff as it is; returns true. Otherwise (nothing sent yet
+    /// because the body is not ready, the transfer has moved past its first
+    /// packet, or it is over) nothing happens and it returns false: a stale
+    /// request never causes a retransmission, as a duplicate ACK never does
+    /// (RFC 1123 §4.2.3.1).
+    pub fn handle_repeat(&mut self, now: Instant) -> bool {
+        let _ = now;
+        if self.outcome.is_some() {
+            return false;
+        }
+        match self.oack_state {
+            OackState::Sent => {
+                self.oack_state = OackState::Resend;
+                true
+            }
+            // Already to be sent again.
+            OackState::Resend => true,
+            // Not sent yet.
+            OackState::Due => false,
+            // ACK 0 came: the client has the OACK.
+            OackState::Done if !self.oack.is_empty() => false,
+            OackState::Done => {
+                if self.max_sent == 0 || self.acked > 0 {
+                    return false;
+                }
+                self.resend_end = self.max_sent + 1;
+                self.next_send = 1;
+                true
+            }
         }
     }
 
@@ -401,7 +443,9 @@ impl ReadTransfer {
         self.bytes_acked
     }
 
-    /// Packets sent again because of a timeout.
+    /// Packets sent again because of a timeout or a repeated request
+    /// ([`handle_repeat`](Self::handle_repeat)); not the rest of a window
+    /// sent again after a mid-window ACK.
     pub fn retransmits(&self) -> u64 {
         self.retransmits
     }
@@ -898,6 +942,89 @@ mod tests {
         h.t.abort(ErrorCode::Undefined, "late");
         assert_eq!(h.step(), vec![]);
         assert_eq!(h.t.outcome(), Some(&Outcome::Complete));
+    }
+
+    #[test]
+    fn repeated_request_resends_the_oack() {
+        let config = TransferConfig {
+            max_retries: 2,
+            ..TransferConfig::default()
+        };
+        let mut h = Harness::new(negotiated(512, 1, &[("tsize", "600")]), config, 600);
+        let oack = h.step();
+        assert!(matches!(oack[..], [Sent::Oack(_)]));
+        h.advance(Duration::from_millis(300));
+        assert_eq!(h.repeat(), (true, oack.clone()));
+        assert_eq!(h.t.retransmits(), 1);
+        // The timer restarts with the base timeout.
+        assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(1)));
+        // After a timeout, a repeat keeps the backoff: the wait stays 2 s.
+        assert_eq!(h.fire(), oack);
+        assert_eq!(h.repeat(), (true, oack.clone()));
+        assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(2)));
+        assert_eq!(h.t.retransmits(), 3);
+        // No retry was spent on the repeat: one is left.
+        assert_eq!(h.fire(), oack);
+        assert_eq!(h.t.outcome(), None);
+        assert_eq!(h.ack(0), vec![data(1, 512)]);
+        // ACK 0 came: the client has the OACK.
+        assert_eq!(h.repeat(), (false, vec![]));
+        assert_eq!(h.t.retransmits(), 4);
+    }
+
+    #[test]
+    fn repeated_request_resends_data_1_lock_step() {
+        let mut h = Harness::simple(512, 1, 600);
+        assert_eq!(h.step(), vec![data(1, 512)]);
+        h.advance(Duration::from_millis(300));
+        assert_eq!(h.repeat(), (true, vec![data(1, 512)]));
+        assert_eq!(h.t.retransmits(), 1);
+        assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(1)));
+        assert_eq!(h.ack(1), vec![data(2, 88)]);
+        // ACK 1 came: the request is stale.
+        assert_eq!(h.repeat(), (false, vec![]));
+        assert_eq!(h.t.retransmits(), 1);
+        assert_eq!(h.ack(2), vec![]);
+        assert_eq!(h.t.outcome(), Some(&Outcome::Complete));
+        assert_eq!(h.repeat(), (false, vec![]), "over");
+    }
+
+    #[test]
+    fn repeated_request_resends_the_first_window() {
+        let mut h = Harness::simple(8, 4, 100);
+        let window = vec![data(1, 8), data(2, 8), data(3, 8), data(4, 8)];
+        assert_eq!(h.step(), window);
+        assert_eq!(h.repeat(), (true, window));
+        assert_eq!(h.t.retransmits(), 4);
+        // A mid-window ACK is an answer: no resend after it.
+        assert_eq!(
+            h.ack(2),
+            vec![data(3, 8), data(4, 8), data(5, 8), data(6, 8)]
+        );
+        assert_eq!(h.repeat(), (false, vec![]));
+        assert_eq!(h.t.retransmits(), 4);
+    }
+
+    #[test]
+    fn repeated_request_before_anything_was_sent_resends_nothing() {
+        // The body is not ready: nothing was sent.
+        let mut h = Harness::simple(512, 1, 0);
+        assert_eq!(h.sent(), vec![]);
+        assert!(!h.t.handle_repeat(h.now));
+        assert_eq!(h.sent(), vec![]);
+        // The OACK was not polled yet: it goes once.
+        let mut h = Harness::new(
+            negotiated(512, 1, &[("blksize", "512")]),
+            TransferConfig::default(),
+            10,
+        );
+        assert!(!h.t.handle_repeat(h.now));
+        assert_eq!(h.step().len(), 1);
+        assert_eq!(h.t.retransmits(), 0);
+        // After an abort, nothing but the ERROR.
+        h.t.abort(ErrorCode::Undefined, "gone");
+        assert!(!h.t.handle_repeat(h.now));
+        assert_eq!(h.sent(), vec![Sent::Error(0, "gone".into())]);
     }
 
     #[test]

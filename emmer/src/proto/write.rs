@@ -63,6 +63,8 @@ pub struct WriteTransfer {
     phase: Phase,
     /// The OACK / ACK 0 must be sent (first time or again).
     start_due: bool,
+    /// The OACK / ACK 0 went out at least once.
+    start_sent: bool,
     /// The next block expected (absolute); `expected - 1` were received.
     expected: u64,
     /// Blocks received in order since the last ACK.
@@ -111,6 +113,7 @@ impl WriteTransfer {
             oack,
             phase: Phase::Start,
             start_due: true,
+            start_sent: false,
             expected: 1,
             since_ack: 0,
             ack_due: false,
@@ -144,7 +147,7 @@ impl WriteTransfer {
     /// [`accept`](Self::accept). During the dally a retransmitted last block
     /// is ACKed again (RFC 1350 §6). An ERROR ends the transfer; a block
     /// larger than blksize ends it with ERROR 4 (RFC 2348). ACK, RRQ, WRQ and
-    /// OACK are ignored (a repeated WRQ goes to `handle_repeat`).
+    /// OACK are ignored (a repeated WRQ goes to [`handle_repeat`](Self::handle_repeat)).
     pub fn handle_packet<'p>(&mut self, now: Instant, packet: &Packet<'p>) -> Option<&'p [u8]> {
         match (self.phase, packet) {
             (Phase::Done, _) => None,
@@ -287,6 +290,29 @@ impl WriteTransfer {
         }
     }
 
+    /// The client sent its WRQ again (the driver matched it to this
+    /// transfer). RFC 1350 §2: a side that gets no answer retransmits its
+    /// last packet, so the client has not received our first one.
+    ///
+    /// If no DATA has come yet and the OACK (RFC 2347) or ACK 0 (RFC 1350)
+    /// is out, it goes again at the next [`poll_transmit`](Self::poll_transmit),
+    /// counted in [`retransmits`](Self::retransmits) but spending no retry and
+    /// leaving the backoff as it is (the timer restarts from now); returns
+    /// true. Otherwise (nothing sent yet, DATA has come, or the transfer is
+    /// over) nothing happens and it returns false: a stale request never
+    /// causes a retransmission.
+    pub fn handle_repeat(&mut self, now: Instant) -> bool {
+        if self.phase != Phase::Start || !self.start_sent {
+            return false;
+        }
+        if !self.start_due {
+            self.start_due = true;
+            self.retransmits += 1;
+            self.rtx.arm(now);
+        }
+        true
+    }
+
     /// True once the last block has arrived (RFC 1350: the short one) and
     /// the transfer waits for the verdict: [`accept`](Self::accept) or
     /// [`abort`](Self::abort). Nothing is sent and no timer runs meanwhile.
@@ -349,6 +375,7 @@ impl WriteTransfer {
         }
         if self.start_due {
             self.start_due = false;
+            self.start_sent = true;
             if self.oack.is_empty() {
                 // RFC 1350: a WRQ is answered with ACK 0.
                 append_ack(out, 0);
@@ -390,7 +417,8 @@ impl WriteTransfer {
         self.bytes
     }
 
-    /// Packets sent again because of a timeout.
+    /// Packets sent again because of a timeout or a repeated request
+    /// ([`handle_repeat`](Self::handle_repeat)).
     pub fn retransmits(&self) -> u64 {
         self.retransmits
     }
@@ -498,6 +526,52 @@ mod tests {
         assert_eq!(h.sent(), vec![Sent::Ack(0)]);
         assert_eq!(h.fire(), vec![Sent::Ack(0)]);
         assert_eq!(h.t.retransmits(), 1);
+    }
+
+    #[test]
+    fn repeated_request_resends_the_oack() {
+        let config = TransferConfig {
+            max_retries: 2,
+            ..TransferConfig::default()
+        };
+        let mut h = Harness::new(negotiated(512, 1, &[("tsize", "0")]), config, u64::MAX);
+        let oack = h.sent();
+        assert!(matches!(oack[..], [Sent::Oack(_)]));
+        h.advance(Duration::from_millis(300));
+        assert_eq!(h.repeat(), (true, oack.clone()));
+        assert_eq!(h.t.retransmits(), 1);
+        assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(1)));
+        // After a timeout, a repeat keeps the backoff: the wait stays 2 s.
+        assert_eq!(h.fire(), oack);
+        assert_eq!(h.repeat(), (true, oack.clone()));
+        assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(2)));
+        // No retry was spent on the repeat: one is left.
+        assert_eq!(h.fire(), oack);
+        assert_eq!(h.t.outcome(), None);
+        assert_eq!(h.t.retransmits(), 4);
+        assert_eq!(h.data(1, 512), (true, vec![Sent::Ack(1)]));
+        // DATA 1 came: the client has the OACK.
+        assert_eq!(h.repeat(), (false, vec![]));
+        assert_eq!(h.t.retransmits(), 4);
+    }
+
+    #[test]
+    fn repeated_request_resends_ack_0_until_data_1() {
+        let mut h = Harness::simple(512, 1);
+        // Before anything was sent: nothing happens, ACK 0 goes once.
+        assert!(!h.t.handle_repeat(h.now));
+        assert_eq!(h.sent(), vec![Sent::Ack(0)]);
+        assert_eq!(h.repeat(), (true, vec![Sent::Ack(0)]));
+        assert_eq!(h.repeat(), (true, vec![Sent::Ack(0)]));
+        assert_eq!(h.t.retransmits(), 2);
+        assert_eq!(h.data(1, 512), (true, vec![Sent::Ack(1)]));
+        assert_eq!(h.repeat(), (false, vec![]));
+        assert_eq!(h.data(2, 0), (true, vec![]));
+        assert_eq!(h.repeat(), (false, vec![]), "waiting for the verdict");
+        h.t.accept(h.now);
+        assert_eq!(h.sent(), vec![Sent::Ack(2)]);
+        assert_eq!(h.repeat(), (false, vec![]), "dallying");
+        assert_eq!(h.t.retransmits(), 2);
     }
 
     #[test]
