@@ -46,7 +46,7 @@ enum OackState {
     Done,
     /// It must be sent for the first time.
     Due,
-    /// It must be sent again (a retransmission).
+    /// It must be sent again (a timeout or a repeated request).
     Resend,
     /// Sent, waiting for ACK 0.
     Sent,
@@ -78,7 +78,8 @@ pub struct ReadTransfer {
     next_send: u64,
     /// The highest block transmitted so far (0: none).
     max_sent: u64,
-    /// Blocks below this one are sent again because of a timeout.
+    /// Blocks below this one are sent again because of a timeout or a
+    /// repeated request: retransmissions.
     resend_end: u64,
     /// The ERROR of `outcome` (Failed) still has to be sent.
     error_pending: bool,

@@ -394,6 +394,7 @@ impl WriteTransfer {
     /// when the transfer is over or waits for [`accept`](Self::accept).
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
+            // The idle wait, when there is one, is never the later.
             Phase::Start | Phase::Receiving => self.idle.or(self.rtx.deadline()),
             Phase::Dally => self.dally_until,
             Phase::Complete | Phase::Done => None,
