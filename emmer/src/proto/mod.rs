@@ -6,20 +6,27 @@
 //! polled out into a caller-owned buffer. Every rule of RFC 1350, 2347, 2348,
 //! 2349 and 7440 that the engine follows is unit-tested in these files.
 //!
+//! [`ReadTransfer`] and [`WriteTransfer`] have one shape:
+//!
 //! ```text
 //! driver                     state machine
 //!   recv datagram ──decode──▶ handle_packet(now, &packet)
+//!   request again ─────────▶ handle_repeat(now)
 //!   timer fired   ─────────▶ handle_timeout(now)
-//!   send          ◀──────── poll_transmit(&mut out)
+//!   send          ◀──────── poll_transmit(now, &mut out)  (appends; until None)
 //!   arm timer     ◀──────── poll_timeout()
-//!   finish        ◀──────── outcome()
+//!   log           ◀──────── outcome()
+//!   drop it       ◀──────── is_finished()
 //! ```
 
 pub mod block;
+#[cfg(test)]
+mod harness;
 pub mod netascii;
 pub mod options;
 pub mod packet;
 pub mod read;
+mod retransmit;
 pub mod write;
 
 use std::time::Duration;

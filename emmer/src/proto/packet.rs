@@ -345,6 +345,11 @@ pub fn encode_data_header(out: &mut Vec<u8>, block: u16) {
 /// Clears `out` and writes ACK `block`.
 pub fn encode_ack(out: &mut Vec<u8>, block: u16) {
     out.clear();
+    append_ack(out, block);
+}
+
+/// Appends ACK `block` to `out` (which is not cleared).
+pub(crate) fn append_ack(out: &mut Vec<u8>, block: u16) {
     put_u16(out, opcode::ACK);
     put_u16(out, block);
 }
@@ -352,6 +357,11 @@ pub fn encode_ack(out: &mut Vec<u8>, block: u16) {
 /// Clears `out` and writes an ERROR packet.
 pub fn encode_error(out: &mut Vec<u8>, code: ErrorCode, message: &str) {
     out.clear();
+    append_error(out, code, message);
+}
+
+/// Appends an ERROR packet to `out` (which is not cleared).
+pub(crate) fn append_error(out: &mut Vec<u8>, code: ErrorCode, message: &str) {
     put_u16(out, opcode::ERROR);
     put_u16(out, code.as_u16());
     // The message is a NUL-terminated string: an embedded NUL would cut it.

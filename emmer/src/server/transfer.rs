@@ -548,7 +548,7 @@ async fn drive_read(
             if !batch.has_room(packet) {
                 batch.flush(socket, peer).await;
             }
-            let Some(len) = t.poll_transmit_append(now, &mut batch.buf) else {
+            let Some(len) = t.poll_transmit(now, &mut batch.buf) else {
                 break;
             };
             if batch.appended(len) {
@@ -556,7 +556,7 @@ async fn drive_read(
             }
         }
         batch.flush(socket, peer).await;
-        if t.outcome().is_some() {
+        if t.is_finished() {
             ended.get_or_insert_with(Instant::now);
             break;
         }
@@ -744,7 +744,11 @@ async fn drive_write(
     let mut ended = None;
     let mut verdict_given = false;
     loop {
-        while t.poll_transmit(Instant::now(), &mut out) {
+        loop {
+            out.clear();
+            if t.poll_transmit(Instant::now(), &mut out).is_none() {
+                break;
+            }
             send(socket, peer, &out).await;
         }
         if let Some(outcome) = t.outcome() {
@@ -759,7 +763,7 @@ async fn drive_write(
         if t.is_finished() {
             break;
         }
-        if t.is_complete() && !verdict_given {
+        if t.awaits_verdict() && !verdict_given {
             verdict_given = true;
             match sink.finish(&mut netascii).await {
                 Ok(()) => t.accept(Instant::now()),

@@ -1,0 +1,222 @@
+//! The retransmission timer of both transfer machines: the one place that
+//! computes the retransmission timeout (RTO) and counts retries.
+//!
+//! - RFC 1350 §2: a packet that is not answered within the timeout is sent
+//!   again; RFC 1123 §4.2.3.2 asks that the timeout adapt, here by backing
+//!   off: each retry waits `backoff` times longer than the one before, up to
+//!   `max_timeout`.
+//! - RFC 2349: a negotiated `timeout` replaces the configured one, and the
+//!   wait is never capped below it (the client was promised that much).
+//! - After `max_retries` unanswered retries the transfer gives up.
+//! - Progress (an answer that moves the transfer on) resets the retry count,
+//!   so the next wait is the base timeout again.
+
+use std::time::{Duration, Instant};
+
+use super::TransferConfig;
+
+/// What [`Retransmit::expire`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// No deadline is armed, or it has not passed yet.
+    NotYet,
+    /// The deadline passed and a retry is left: one was spent; send again
+    /// (and arm the timer again).
+    Retry,
+    /// The deadline passed and `max_retries` were spent already: give up.
+    GiveUp,
+}
+
+/// The retransmission timer of one transfer.
+#[derive(Debug, Clone)]
+pub(crate) struct Retransmit {
+    /// The first wait: the negotiated timeout, or the configured one.
+    base: Duration,
+    backoff: u32,
+    /// The longest wait: `max_timeout`, but never below `base`.
+    cap: Duration,
+    max_retries: u32,
+    /// Retries spent since the last progress.
+    retries: u32,
+    deadline: Option<Instant>,
+}
+
+impl Retransmit {
+    /// A disarmed timer. `negotiated` is the timeout granted to the client
+    /// (RFC 2349), which replaces `config.timeout`.
+    pub(crate) fn new(negotiated: Option<Duration>, config: &TransferConfig) -> Self {
+        let base = negotiated.unwrap_or(config.timeout);
+        Self {
+            base,
+            backoff: config.backoff.max(1),
+            cap: config.max_timeout.max(base),
+            max_retries: config.max_retries,
+            retries: 0,
+            deadline: None,
+        }
+    }
+
+    /// The wait before the next retransmission: the base timeout times
+    /// backoff^retries, capped at `max_timeout` (but never below a
+    /// negotiated timeout).
+    pub(crate) fn rto(&self) -> Duration {
+        let factor = self.backoff.saturating_pow(self.retries);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// Arms the deadline one RTO from `now` (something was just sent).
+    pub(crate) fn arm(&mut self, now: Instant) {
+        self.deadline = Some(now + self.rto());
+    }
+
+    /// Nothing waits for an answer any more.
+    pub(crate) fn disarm(&mut self) {
+        self.deadline = None;
+    }
+
+    /// When [`expire`](Self::expire) has something to say, if armed.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The peer answered and the transfer moved on: a fresh retry budget,
+    /// and the next wait is the base timeout again. The deadline is kept.
+    pub(crate) fn progress(&mut self) {
+        self.retries = 0;
+    }
+
+    /// Checks the deadline at `now`. On [`Expiry::Retry`] a retry is spent
+    /// and the timer is disarmed until the caller sends again and
+    /// [`arm`](Self::arm)s it; on [`Expiry::GiveUp`] it stays disarmed.
+    pub(crate) fn expire(&mut self, now: Instant) -> Expiry {
+        match self.deadline {
+            Some(deadline) if now >= deadline => {}
+            _ => return Expiry::NotYet,
+        }
+        self.deadline = None;
+        if self.retries >= self.max_retries {
+            return Expiry::GiveUp;
+        }
+        self.retries += 1;
+        Expiry::Retry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(timeout: u64, backoff: u32, max_timeout: u64, max_retries: u32) -> TransferConfig {
+        TransferConfig {
+            timeout: Duration::from_secs(timeout),
+            backoff,
+            max_timeout: Duration::from_secs(max_timeout),
+            max_retries,
+            ..TransferConfig::default()
+        }
+    }
+
+    /// Arms, waits out and expires the timer until it gives up; returns the
+    /// waits that ended in a retry.
+    fn waits(r: &mut Retransmit, mut now: Instant) -> Vec<u64> {
+        let mut waits = Vec::new();
+        loop {
+            r.arm(now);
+            let deadline = r.deadline().unwrap();
+            waits.push((deadline - now).as_secs());
+            now = deadline;
+            match r.expire(now) {
+                Expiry::Retry => {}
+                Expiry::GiveUp => return waits,
+                Expiry::NotYet => panic!("the deadline has passed"),
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_max_timeout_then_gives_up() {
+        let mut r = Retransmit::new(None, &config(1, 2, 8, 5));
+        // Five retries after waits of 1, 2, 4, 8 (16 capped), 8 (32 capped)
+        // seconds, then a last wait of 8 s ends in giving up.
+        assert_eq!(waits(&mut r, Instant::now()), [1, 2, 4, 8, 8, 8]);
+        assert_eq!(r.deadline(), None, "disarmed after giving up");
+    }
+
+    #[test]
+    fn other_backoff_factors() {
+        let mut r = Retransmit::new(None, &config(1, 3, 5, 3));
+        assert_eq!(waits(&mut r, Instant::now()), [1, 3, 5, 5]);
+        // A factor of 0 is taken as 1: a constant timeout.
+        let mut r = Retransmit::new(None, &config(2, 0, 8, 2));
+        assert_eq!(waits(&mut r, Instant::now()), [2, 2, 2]);
+    }
+
+    #[test]
+    fn never_below_a_negotiated_timeout() {
+        // RFC 2349: the client was granted 10 s; max_timeout (8 s) does not
+        // shorten it, and the configured 1 s is replaced.
+        let mut r = Retransmit::new(Some(Duration::from_secs(10)), &config(1, 2, 8, 2));
+        assert_eq!(r.rto(), Duration::from_secs(10));
+        assert_eq!(waits(&mut r, Instant::now()), [10, 10, 10]);
+        // Below max_timeout, the negotiated timeout still doubles up to it.
+        let mut r = Retransmit::new(Some(Duration::from_secs(3)), &config(1, 2, 8, 3));
+        assert_eq!(waits(&mut r, Instant::now()), [3, 6, 8, 8]);
+    }
+
+    #[test]
+    fn gives_up_after_max_retries() {
+        let base = Instant::now();
+        let mut r = Retransmit::new(None, &config(1, 1, 8, 2));
+        r.arm(base);
+        assert_eq!(r.expire(base + Duration::from_secs(1)), Expiry::Retry);
+        r.arm(base + Duration::from_secs(1));
+        assert_eq!(r.expire(base + Duration::from_secs(2)), Expiry::Retry);
+        r.arm(base + Duration::from_secs(2));
+        assert_eq!(r.expire(base + Duration::from_secs(3)), Expiry::GiveUp);
+        // Without retries at all: the first expiry gives up.
+        let mut r = Retransmit::new(None, &config(1, 2, 8, 0));
+        r.arm(base);
+        assert_eq!(r.expire(base + Duration::from_secs(1)), Expiry::GiveUp);
+    }
+
+    #[test]
+    fn not_yet_before_the_deadline_or_when_disarmed() {
+        let base = Instant::now();
+        let mut r = Retransmit::new(None, &config(1, 2, 8, 1));
+        assert_eq!(r.deadline(), None, "a new timer is disarmed");
+        assert_eq!(r.expire(base + Duration::from_secs(100)), Expiry::NotYet);
+        r.arm(base);
+        assert_eq!(r.expire(base + Duration::from_millis(999)), Expiry::NotYet);
+        assert_eq!(r.deadline(), Some(base + Duration::from_secs(1)));
+        r.disarm();
+        assert_eq!(r.expire(base + Duration::from_secs(100)), Expiry::NotYet);
+        // A NotYet spends no retry: the one retry is still there.
+        r.arm(base);
+        assert_eq!(r.expire(base + Duration::from_secs(1)), Expiry::Retry);
+    }
+
+    #[test]
+    fn progress_resets_the_backoff_and_the_retry_budget() {
+        let base = Instant::now();
+        let mut r = Retransmit::new(None, &config(1, 2, 8, 2));
+        r.arm(base);
+        assert_eq!(r.expire(base + Duration::from_secs(1)), Expiry::Retry);
+        r.arm(base + Duration::from_secs(1));
+        assert_eq!(r.rto(), Duration::from_secs(2));
+        assert_eq!(r.expire(base + Duration::from_secs(3)), Expiry::Retry);
+        assert_eq!(r.rto(), Duration::from_secs(4));
+        r.progress();
+        assert_eq!(r.rto(), Duration::from_secs(1), "back to the base timeout");
+        // Two retries again before giving up.
+        assert_eq!(waits(&mut r, base), [1, 2, 4]);
+    }
+
+    #[test]
+    fn progress_keeps_the_deadline() {
+        let base = Instant::now();
+        let mut r = Retransmit::new(None, &config(1, 2, 8, 2));
+        r.arm(base);
+        r.progress();
+        assert_eq!(r.deadline(), Some(base + Duration::from_secs(1)));
+    }
+}
