@@ -193,9 +193,10 @@ pub(crate) fn generate(
         },
     };
 
-    let kind_variant = match kind {
-        Kind::Read => quote!(Read),
-        Kind::Write => quote!(Write),
+    // The kind is said once, by the call type and the `RouteFn` variant.
+    let (kind_variant, call_type) = match kind {
+        Kind::Read => (quote!(Read), quote!(ReadCall)),
+        Kind::Write => (quote!(Write), quote!(WriteCall)),
     };
     let pattern = &args.pattern;
     let priority = args.priority;
@@ -224,7 +225,7 @@ pub(crate) fn generate(
         const _: () = {
             fn __emmer_prepare(
                 __req: &::emmer::Request,
-            ) -> ::core::result::Result<::emmer::__private::Prepared, ::emmer::__private::NoMatch> {
+            ) -> ::core::result::Result<::emmer::__private::#call_type, ::emmer::__private::NoMatch> {
                 #(#captures)*
                 #(#extracts)*
                 #clone_request
@@ -232,7 +233,6 @@ pub(crate) fn generate(
             }
             ::emmer::__private::inventory::submit! {
                 ::emmer::__private::RouteDef {
-                    kind: ::emmer::__private::Kind::#kind_variant,
                     pattern: #pattern,
                     priority: #priority,
                     limits: ::emmer::__private::RouteLimits {
@@ -242,7 +242,7 @@ pub(crate) fn generate(
                     },
                     name: #name,
                     location: #location,
-                    prepare: __emmer_prepare,
+                    handler: ::emmer::__private::RouteFn::#kind_variant(__emmer_prepare),
                 }
             }
         };
@@ -430,7 +430,7 @@ mod tests {
             norm::<ItemFn>(quote! {
                 fn __emmer_prepare(
                     __req: &::emmer::Request,
-                ) -> ::core::result::Result<::emmer::__private::Prepared, ::emmer::__private::NoMatch> {
+                ) -> ::core::result::Result<::emmer::__private::ReadCall, ::emmer::__private::NoMatch> {
                     let __emmer_arg1 = ::emmer::__private::capture::<String>(__req, "mac")?;
                     let __emmer_arg2 = ::emmer::__private::capture_opt::<u32>(__req, "unit")?;
                     let __emmer_arg3 = match ::emmer::__private::extract::<State<Arc<X>>>(__req) {
@@ -449,8 +449,11 @@ mod tests {
         );
         assert_eq!(helper(&x.prepare).0, "read_blocking");
         let def = &x.def;
-        let kind = field(def, "kind").to_token_stream().to_string();
-        assert_eq!(kind, norm::<Expr>(quote!(::emmer::__private::Kind::Read)));
+        let handler = field(def, "handler").to_token_stream().to_string();
+        assert_eq!(
+            handler,
+            norm::<Expr>(quote!(::emmer::__private::RouteFn::Read(__emmer_prepare)))
+        );
         let Expr::Lit(syn::ExprLit {
             lit: Lit::Str(lit), ..
         }) = field(def, "pattern")
@@ -467,8 +470,6 @@ mod tests {
             panic!("the name is not a string literal");
         };
         assert_eq!(name.value(), "pxe");
-        let prepare = field(def, "prepare").to_token_stream().to_string();
-        assert_eq!(prepare, norm::<Expr>(quote!(__emmer_prepare)));
         let location = field(def, "location").to_token_stream().to_string();
         let expected_location = quote!(::emmer::__private::Location::new(
             ::core::file!(),
@@ -533,8 +534,11 @@ mod tests {
                 async fn up(filename: String, data: Vec<u8>) {}
             ),
         );
-        let kind = field(&x.def, "kind").to_token_stream().to_string();
-        assert_eq!(kind, norm::<Expr>(quote!(::emmer::__private::Kind::Write)));
+        let handler = field(&x.def, "handler").to_token_stream().to_string();
+        assert_eq!(
+            handler,
+            norm::<Expr>(quote!(::emmer::__private::RouteFn::Write(__emmer_prepare)))
+        );
         let (called, run) = helper(&x.prepare);
         assert_eq!(called, "write_async");
         let (inputs, run) = closure(run);

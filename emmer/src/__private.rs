@@ -8,11 +8,73 @@ use std::str::FromStr;
 
 pub use inventory;
 
-use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, run_async, run_blocking};
-pub use crate::handler::{NoMatch, Prepared};
+pub use crate::handler::call::{ReadCall, WriteCall};
+use crate::handler::{IntoReadResponse, IntoWriteResponse, Request};
 use crate::proto::Mode;
-pub use crate::route::{Kind, Location, RouteDef, RouteLimits};
+pub use crate::route::RouteLimits;
 use crate::{FromRequest, TftpError};
+
+/// A route's pattern matched but one of its captures did not convert to the
+/// parameter's type: the route table tries the next route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoMatch;
+
+/// Binds a request to a read handler.
+pub type ReadPrepare = fn(&Request) -> Result<ReadCall, NoMatch>;
+/// Binds a request to a write handler.
+pub type WritePrepare = fn(&Request) -> Result<WriteCall, NoMatch>;
+
+/// A route's handler as the macros submit it; the variant is its kind.
+#[derive(Debug, Clone, Copy)]
+pub enum RouteFn {
+    /// A read route.
+    Read(ReadPrepare),
+    /// A write route.
+    Write(WritePrepare),
+}
+
+/// A route as `#[route_read]` / `#[route_write]` submit it.
+#[derive(Debug)]
+pub struct RouteDef {
+    /// The regex, as written.
+    pub pattern: &'static str,
+    /// Higher is tried first.
+    pub priority: i32,
+    /// Limits of this route.
+    pub limits: RouteLimits,
+    /// The handler's name.
+    pub name: &'static str,
+    /// Where the route was declared.
+    pub location: Location,
+    /// Binds a request to the handler.
+    pub handler: RouteFn,
+}
+
+inventory::collect!(RouteDef);
+
+/// Where a route was declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    /// Source file, as `file!()` gives it.
+    pub file: &'static str,
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub column: u32,
+}
+
+impl Location {
+    /// A location, as the macros build it from `file!()`, `line!()`, `column!()`.
+    pub const fn new(file: &'static str, line: u32, column: u32) -> Self {
+        Self { file, line, column }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
 
 /// `client_host` by name.
 #[diagnostic::on_unimplemented(
@@ -148,79 +210,82 @@ pub fn extract<T: FromRequest>(req: &Request) -> Result<T, TftpError> {
 }
 
 /// Runs a plain read handler on the blocking pool.
-pub fn read_blocking<R, F>(f: F) -> Prepared
+pub fn read_blocking<R, F>(f: F) -> ReadCall
 where
     F: FnOnce() -> R + Send + 'static,
     R: IntoReadResponse,
 {
-    Prepared::Read(Box::pin(run_blocking(move || f().into_read_response())))
+    ReadCall::blocking(f)
 }
 
 /// Runs an async read handler on its own task.
-pub fn read_async<R, Fut>(fut: Fut) -> Prepared
+pub fn read_async<R, Fut>(fut: Fut) -> ReadCall
 where
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReadResponse,
 {
-    Prepared::Read(Box::pin(run_async(async move {
-        fut.await.into_read_response()
-    })))
+    ReadCall::asynchronous(fut)
 }
 
 /// Runs a plain write handler on the blocking pool once the upload is complete.
-pub fn write_blocking<R, F>(f: F) -> Prepared
+pub fn write_blocking<R, F>(f: F) -> WriteCall
 where
     F: FnOnce(Vec<u8>) -> Result<R, TftpError> + Send + 'static,
     R: IntoWriteResponse,
 {
-    Prepared::WriteBuffered(Box::new(move |data| {
-        Box::pin(run_blocking(move || f(data)?.into_write_response()))
-    }))
+    WriteCall::whole_blocking(f)
 }
 
 /// Runs an async write handler on its own task once the upload is complete.
-pub fn write_async<R, F, Fut>(f: F) -> Prepared
+pub fn write_async<R, F, Fut>(f: F) -> WriteCall
 where
     F: FnOnce(Vec<u8>) -> Result<Fut, TftpError> + Send + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoWriteResponse,
 {
-    Prepared::WriteBuffered(Box::new(move |data| {
-        Box::pin(run_async(async move {
-            let fut = f(data)?;
-            fut.await.into_write_response()
-        }))
-    }))
+    WriteCall::whole(f)
 }
 
 /// Runs an async write handler that streams the upload ([`crate::Upload`]) on
 /// its own task, from the moment the request arrives.
-pub fn write_streaming<R, F, Fut>(f: F) -> Prepared
+pub fn write_streaming<R, F, Fut>(f: F) -> WriteCall
 where
     F: FnOnce(crate::Upload) -> Fut + Send + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoWriteResponse,
 {
-    Prepared::WriteStreaming(Box::new(move |upload| {
-        Box::pin(run_async(
-            async move { f(upload).await.into_write_response() },
-        ))
-    }))
+    WriteCall::streaming(f)
 }
 
 /// Runs a plain write handler that streams the upload on the blocking pool,
 /// from the moment the request arrives; it reads with `std::io::Read`.
-pub fn write_streaming_blocking<R, F>(f: F) -> Prepared
+pub fn write_streaming_blocking<R, F>(f: F) -> WriteCall
 where
     F: FnOnce(crate::Upload) -> R + Send + 'static,
     R: IntoWriteResponse,
 {
-    Prepared::WriteStreaming(Box::new(move |upload| {
-        Box::pin(run_blocking(move || f(upload).into_write_response()))
-    }))
+    WriteCall::streaming_blocking(f)
 }
 
 /// Binding failed: the client gets the error.
-pub fn reject(e: TftpError) -> Prepared {
-    Prepared::Reject(e)
+pub fn reject<C: Reject>(e: TftpError) -> C {
+    C::reject(e)
+}
+
+/// A call that can stand for a refused request.
+pub trait Reject {
+    /// The call that answers with `e`.
+    fn reject(e: TftpError) -> Self;
+}
+
+impl Reject for ReadCall {
+    fn reject(e: TftpError) -> Self {
+        ReadCall::reject(e)
+    }
+}
+
+impl Reject for WriteCall {
+    fn reject(e: TftpError) -> Self {
+        WriteCall::reject(e)
+    }
 }

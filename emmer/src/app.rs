@@ -5,11 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::handler::{
-    IntoReadResponse, IntoWriteResponse, Prepared, Request, StateMap, run_async, run_blocking,
-};
+use crate::handler::call::{ReadCall, WriteCall};
+use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, StateMap};
 use crate::proto::{OptionLimits, Rollover, TransferConfig};
-use crate::route::{Kind, RouteSpec, RouteTable, registered};
+use crate::route::{Handler, RouteSpec, RouteTable, registered};
 use crate::server::Server;
 use crate::{Error, Result};
 
@@ -334,12 +333,13 @@ impl App {
         R: IntoReadResponse + 'static,
     {
         let handler = Arc::new(handler);
-        self.push(Kind::Read, pattern.into(), move |req: &Request| {
-            let (h, req) = (handler.clone(), req.clone());
-            Ok(Prepared::Read(Box::pin(run_blocking(move || {
-                h(&req).into_read_response()
-            }))))
-        })
+        self.push(
+            pattern.into(),
+            Handler::Read(Arc::new(move |req: &Request| {
+                let (h, req) = (handler.clone(), req.clone());
+                Ok(ReadCall::blocking(move || h(&req)))
+            })),
+        )
     }
 
     /// Adds a write route without a macro: the handler gets the whole upload
@@ -350,12 +350,13 @@ impl App {
         R: IntoWriteResponse + 'static,
     {
         let handler = Arc::new(handler);
-        self.push(Kind::Write, pattern.into(), move |req: &Request| {
-            let (h, req) = (handler.clone(), req.clone());
-            Ok(Prepared::WriteBuffered(Box::new(move |data| {
-                Box::pin(run_blocking(move || h(&req, data).into_write_response()))
-            })))
-        })
+        self.push(
+            pattern.into(),
+            Handler::Write(Arc::new(move |req: &Request| {
+                let (h, req) = (handler.clone(), req.clone());
+                Ok(WriteCall::whole_blocking(move |data| Ok(h(&req, data))))
+            })),
+        )
     }
 
     /// Adds a read route whose handler is async (it runs on the runtime, so
@@ -380,12 +381,12 @@ impl App {
         Fut: std::future::Future<Output = R> + Send + 'static,
         R: IntoReadResponse + 'static,
     {
-        self.push(Kind::Read, pattern.into(), move |req: &Request| {
-            let fut = handler(req.clone());
-            Ok(Prepared::Read(Box::pin(run_async(async move {
-                fut.await.into_read_response()
-            }))))
-        })
+        self.push(
+            pattern.into(),
+            Handler::Read(Arc::new(move |req: &Request| {
+                Ok(ReadCall::asynchronous(handler(req.clone())))
+            })),
+        )
     }
 
     /// Adds a write route whose async handler gets the whole upload.
@@ -396,14 +397,13 @@ impl App {
         R: IntoWriteResponse + 'static,
     {
         let handler = Arc::new(handler);
-        self.push(Kind::Write, pattern.into(), move |req: &Request| {
-            let (h, req) = (handler.clone(), req.clone());
-            Ok(Prepared::WriteBuffered(Box::new(move |data| {
-                Box::pin(run_async(async move {
-                    h(req, data).await.into_write_response()
-                }))
-            })))
-        })
+        self.push(
+            pattern.into(),
+            Handler::Write(Arc::new(move |req: &Request| {
+                let (h, req) = (handler.clone(), req.clone());
+                Ok(WriteCall::whole(move |data| Ok(h(req, data))))
+            })),
+        )
     }
 
     /// Adds a write route whose async handler streams the upload
@@ -416,14 +416,13 @@ impl App {
         R: IntoWriteResponse + 'static,
     {
         let handler = Arc::new(handler);
-        self.push(Kind::Write, pattern.into(), move |req: &Request| {
-            let (h, req) = (handler.clone(), req.clone());
-            Ok(Prepared::WriteStreaming(Box::new(move |upload| {
-                Box::pin(run_async(async move {
-                    h(req, upload).await.into_write_response()
-                }))
-            })))
-        })
+        self.push(
+            pattern.into(),
+            Handler::Write(Arc::new(move |req: &Request| {
+                let (h, req) = (handler.clone(), req.clone());
+                Ok(WriteCall::streaming(move |upload| h(req, upload)))
+            })),
+        )
     }
 
     /// Sets limits on the route added last (a tighter blksize, windowsize or
@@ -450,22 +449,11 @@ impl App {
         self
     }
 
-    fn push<F>(mut self, kind: Kind, pattern: String, prepare: F) -> Self
-    where
-        F: Fn(&Request) -> std::result::Result<Prepared, crate::handler::NoMatch>
-            + Send
-            + Sync
-            + 'static,
-    {
+    fn push(mut self, pattern: String, handler: Handler) -> Self {
         let index = self.builder_routes;
         self.builder_routes += 1;
-        self.routes.push(RouteSpec::builder(
-            kind,
-            pattern,
-            0,
-            index,
-            Arc::new(prepare),
-        ));
+        self.routes
+            .push(RouteSpec::builder(pattern, 0, index, handler));
         self
     }
 

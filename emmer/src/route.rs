@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use regex::{Regex, RegexSet};
 
-use crate::handler::{NoMatch, Prepared, Request};
+use crate::__private::{Location, NoMatch, ReadCall, RouteDef, RouteFn, WriteCall};
+use crate::handler::{Capture, Request};
 use crate::{Error, TftpError};
 
 /// Read or write.
@@ -50,30 +51,6 @@ impl Kind {
     }
 }
 
-/// Where a route was declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Location {
-    /// Source file, as `file!()` gives it.
-    pub file: &'static str,
-    /// Line, from 1.
-    pub line: u32,
-    /// Column, from 1.
-    pub column: u32,
-}
-
-impl Location {
-    /// A location, as the macros build it from `file!()`, `line!()`, `column!()`.
-    pub const fn new(file: &'static str, line: u32, column: u32) -> Self {
-        Self { file, line, column }
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
-
 /// Limits of one route, tighter than the server's [`Config`](crate::Config).
 ///
 /// With the macros: `#[route_read("…", max_blksize = 1428, max_windowsize = 8)]`,
@@ -89,31 +66,27 @@ pub struct RouteLimits {
     pub max_upload: Option<u64>,
 }
 
-/// The function a route calls to bind a request to its handler.
-pub type PrepareFn = fn(&Request) -> Result<Prepared, NoMatch>;
+/// Binds a request to a handler whose call is `C`, or says the route does
+/// not match after all (a capture did not convert).
+pub(crate) type Bind<C> = Arc<dyn Fn(&Request) -> Result<C, NoMatch> + Send + Sync>;
+pub(crate) type ReadHandler = Bind<ReadCall>;
+pub(crate) type WriteHandler = Bind<WriteCall>;
 
-/// A route as `#[route_read]` / `#[route_write]` submit it.
-#[derive(Debug)]
-pub struct RouteDef {
-    /// Read or write.
-    pub kind: Kind,
-    /// The regex, as written.
-    pub pattern: &'static str,
-    /// Higher is tried first.
-    pub priority: i32,
-    /// Limits of this route.
-    pub limits: RouteLimits,
-    /// The handler's name.
-    pub name: &'static str,
-    /// Where the route was declared.
-    pub location: Location,
-    /// Binds a request to the handler.
-    pub prepare: PrepareFn,
+/// What a route binds requests to; the variant is the route's kind.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    Read(ReadHandler),
+    Write(WriteHandler),
 }
 
-inventory::collect!(RouteDef);
-
-type DynPrepare = Arc<dyn Fn(&Request) -> Result<Prepared, NoMatch> + Send + Sync>;
+impl Handler {
+    fn kind(&self) -> Kind {
+        match self {
+            Handler::Read(_) => Kind::Read,
+            Handler::Write(_) => Kind::Write,
+        }
+    }
+}
 
 /// Where a route came from, for ordering and messages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,43 +107,52 @@ impl fmt::Display for Origin {
 /// A route before the table is built.
 #[derive(Clone)]
 pub(crate) struct RouteSpec {
-    kind: Kind,
     pattern: String,
     priority: i32,
     pub(crate) limits: RouteLimits,
     name: String,
     origin: Origin,
-    prepare: DynPrepare,
+    handler: Handler,
 }
 
 impl RouteSpec {
     pub(crate) fn from_def(def: &'static RouteDef) -> Self {
+        let handler = match def.handler {
+            RouteFn::Read(f) => Handler::Read(Arc::new(f)),
+            RouteFn::Write(f) => Handler::Write(Arc::new(f)),
+        };
         Self {
-            kind: def.kind,
             pattern: def.pattern.to_owned(),
             priority: def.priority,
             limits: def.limits,
             name: def.name.to_owned(),
             origin: Origin::Macro(def.location),
-            prepare: Arc::new(def.prepare),
+            handler,
         }
     }
 
-    pub(crate) fn builder(
-        kind: Kind,
-        pattern: String,
-        priority: i32,
-        index: usize,
-        prepare: DynPrepare,
-    ) -> Self {
+    pub(crate) fn builder(pattern: String, priority: i32, index: usize, handler: Handler) -> Self {
         Self {
-            kind,
-            name: format!("{} route {pattern:?}", kind.as_str()),
+            name: format!("{} route {pattern:?}", handler.kind().as_str()),
             pattern,
             priority,
             limits: RouteLimits::default(),
             origin: Origin::Builder(index),
-            prepare,
+            handler,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        self.handler.kind()
+    }
+
+    fn info(&self) -> RouteInfo {
+        RouteInfo {
+            kind: self.kind(),
+            pattern: self.pattern.clone(),
+            priority: self.priority,
+            name: self.name.clone(),
+            location: self.origin.to_string(),
         }
     }
 }
@@ -178,7 +160,7 @@ impl RouteSpec {
 impl fmt::Debug for RouteSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteSpec")
-            .field("kind", &self.kind)
+            .field("kind", &self.kind())
             .field("pattern", &self.pattern)
             .field("priority", &self.priority)
             .field("name", &self.name)
@@ -187,14 +169,21 @@ impl fmt::Debug for RouteSpec {
     }
 }
 
-struct Route {
-    spec: RouteSpec,
+/// One compiled route of a table, its handler typed by the table's kind.
+struct Route<H> {
+    info: RouteInfo,
+    name: Arc<str>,
+    limits: RouteLimits,
     regex: Regex,
+    /// The names of the pattern's capture groups, shared by every request.
+    groups: Vec<Arc<str>>,
+    handler: H,
 }
 
-struct Table {
+/// The routes of one kind, in order, and one set to match them all at once.
+struct Table<H> {
     set: RegexSet,
-    routes: Vec<Route>,
+    routes: Vec<Route<H>>,
 }
 
 /// A route as listed by [`RouteTable::routes`].
@@ -214,8 +203,8 @@ pub struct RouteInfo {
 
 /// The routes of a server, sorted and compiled once at start-up.
 pub struct RouteTable {
-    read: Table,
-    write: Table,
+    read: Table<ReadHandler>,
+    write: Table<WriteHandler>,
 }
 
 impl fmt::Debug for RouteTable {
@@ -224,11 +213,12 @@ impl fmt::Debug for RouteTable {
     }
 }
 
-/// The route that took a request, and what to run.
-pub(crate) struct Dispatch {
+/// The route that took a request, and its handler bound to the request as
+/// that route sees it (with its captures).
+pub(crate) struct Dispatch<C> {
     pub(crate) route: Arc<str>,
     pub(crate) limits: RouteLimits,
-    pub(crate) prepared: Prepared,
+    pub(crate) call: C,
 }
 
 impl RouteTable {
@@ -240,98 +230,114 @@ impl RouteTable {
         for (i, a) in specs.iter().enumerate() {
             if let Some(b) = specs[..i]
                 .iter()
-                .find(|b| b.kind == a.kind && b.pattern == a.pattern)
+                .find(|b| b.kind() == a.kind() && b.pattern == a.pattern)
             {
                 return Err(Error::DuplicateRoute {
-                    kind: a.kind.as_str(),
+                    kind: a.kind().as_str(),
                     pattern: a.pattern.clone(),
                     first: b.origin.to_string(),
                     second: a.origin.to_string(),
                 });
             }
         }
-        let (read, write): (Vec<_>, Vec<_>) = specs.into_iter().partition(|s| s.kind == Kind::Read);
+        let mut read = Vec::new();
+        let mut write = Vec::new();
+        for spec in specs {
+            match spec.handler.clone() {
+                Handler::Read(h) => read.push(Route::compile(spec, h)?),
+                Handler::Write(h) => write.push(Route::compile(spec, h)?),
+            }
+        }
         Ok(Self {
-            read: Table::build(read)?,
-            write: Table::build(write)?,
+            read: Table::new(read)?,
+            write: Table::new(write)?,
         })
     }
 
     /// The routes in the order they are tried: reads first, then writes.
     pub fn routes(&self) -> Vec<RouteInfo> {
-        self.read
-            .routes
-            .iter()
-            .chain(&self.write.routes)
-            .map(|r| RouteInfo {
-                kind: r.spec.kind,
-                pattern: r.spec.pattern.clone(),
-                priority: r.spec.priority,
-                name: r.spec.name.clone(),
-                location: r.spec.origin.to_string(),
-            })
+        let read = self.read.routes.iter().map(|r| r.info.clone());
+        read.chain(self.write.routes.iter().map(|r| r.info.clone()))
             .collect()
     }
 
-    /// Finds the route for a request and binds it.
+    /// Finds the read route for a request and binds it.
     ///
     /// # Errors
     ///
-    /// ERROR 1 for a read and ERROR 2 for a write that no route takes.
-    pub(crate) fn dispatch(&self, kind: Kind, req: &Request) -> Result<Dispatch, TftpError> {
-        let table = match kind {
-            Kind::Read => &self.read,
-            Kind::Write => &self.write,
-        };
-        let name = req.filename();
-        for index in table.set.matches(name).iter() {
-            let route = &table.routes[index];
-            let Some(caps) = route.regex.captures(name) else {
-                continue;
-            };
-            let captures = route
-                .regex
-                .capture_names()
-                .flatten()
-                .map(|n| (n.to_owned(), caps.name(n).map(|m| m.as_str().to_owned())))
-                .collect();
-            let request = req.with_captures(captures);
-            match (route.spec.prepare)(&request) {
-                Ok(prepared) => {
-                    return Ok(Dispatch {
-                        route: Arc::from(route.spec.name.as_str()),
-                        limits: route.spec.limits,
-                        prepared,
-                    });
-                }
-                Err(NoMatch) => continue,
-            }
-        }
-        Err(match kind {
-            Kind::Read => TftpError::not_found("file not found"),
-            Kind::Write => TftpError::access_violation("writing this file is not allowed"),
+    /// ERROR 1 (file not found) when no read route takes it.
+    pub(crate) fn dispatch_read(&self, req: &Request) -> Result<Dispatch<ReadCall>, TftpError> {
+        self.read
+            .dispatch(req)
+            .ok_or_else(|| TftpError::not_found("file not found"))
+    }
+
+    /// Finds the write route for a request and binds it.
+    ///
+    /// # Errors
+    ///
+    /// ERROR 2 (access violation) when no write route takes it.
+    pub(crate) fn dispatch_write(&self, req: &Request) -> Result<Dispatch<WriteCall>, TftpError> {
+        self.write
+            .dispatch(req)
+            .ok_or_else(|| TftpError::access_violation("writing this file is not allowed"))
+    }
+}
+
+impl<C> Route<Bind<C>> {
+    fn compile(spec: RouteSpec, handler: Bind<C>) -> Result<Self, Error> {
+        let anchored = format!("^(?:{})$", spec.pattern);
+        let regex = Regex::new(&anchored).map_err(|e| Error::Pattern {
+            pattern: spec.pattern.clone(),
+            location: spec.origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let groups = regex.capture_names().flatten().map(Arc::from).collect();
+        Ok(Route {
+            info: spec.info(),
+            name: Arc::from(spec.name.as_str()),
+            limits: spec.limits,
+            regex,
+            groups,
+            handler,
         })
     }
 }
 
-impl Table {
-    fn build(specs: Vec<RouteSpec>) -> Result<Self, Error> {
-        let mut routes = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let anchored = format!("^(?:{})$", spec.pattern);
-            let regex = Regex::new(&anchored).map_err(|e| Error::Pattern {
-                pattern: spec.pattern.clone(),
-                location: spec.origin.to_string(),
-                message: e.to_string(),
-            })?;
-            routes.push(Route { spec, regex });
-        }
+impl<C> Table<Bind<C>> {
+    fn new(routes: Vec<Route<Bind<C>>>) -> Result<Self, Error> {
         let set =
             RegexSet::new(routes.iter().map(|r| r.regex.as_str())).map_err(|e| Error::Config {
                 setting: "routes".into(),
                 message: format!("the route patterns cannot be combined: {e}"),
             })?;
         Ok(Self { set, routes })
+    }
+
+    /// The first route in order whose pattern matches and whose captures
+    /// convert; `None` when there is none.
+    fn dispatch(&self, req: &Request) -> Option<Dispatch<C>> {
+        let name = req.filename();
+        for index in self.set.matches(name).iter() {
+            let route = &self.routes[index];
+            let Some(caps) = route.regex.captures(name) else {
+                continue;
+            };
+            let captures: Arc<[Capture]> = route
+                .groups
+                .iter()
+                .map(|g| (g.clone(), caps.name(g).map(|m| m.as_str().to_owned())))
+                .collect();
+            let request = req.with_captures(captures);
+            if let Ok(call) = (route.handler)(&request) {
+                return Some(Dispatch {
+                    route: route.name.clone(),
+                    limits: route.limits,
+                    call,
+                });
+            }
+        }
+        None
     }
 }
 
@@ -356,18 +362,27 @@ mod tests {
         file: &'static str,
         line: u32,
     ) -> RouteSpec {
-        fn prepare(_: &Request) -> Result<Prepared, NoMatch> {
-            Ok(Prepared::Reject(TftpError::undefined("test")))
+        fn read(_: &Request) -> Result<ReadCall, NoMatch> {
+            Ok(ReadCall::reject(TftpError::undefined("test")))
+        }
+        fn write(_: &Request) -> Result<WriteCall, NoMatch> {
+            Ok(WriteCall::reject(TftpError::undefined("test")))
         }
         RouteSpec::from_def(Box::leak(Box::new(RouteDef {
-            kind,
             pattern,
             priority,
             limits: RouteLimits::default(),
             name: "handler",
             location: Location::new(file, line, 1),
-            prepare,
+            handler: match kind {
+                Kind::Read => RouteFn::Read(read),
+                Kind::Write => RouteFn::Write(write),
+            },
         })))
+    }
+
+    fn never() -> Handler {
+        Handler::Read(Arc::new(|_: &Request| Err(NoMatch)))
     }
 
     fn order(table: &RouteTable) -> Vec<String> {
@@ -397,20 +412,8 @@ mod tests {
             def(Kind::Read, "d", 5, "src/z.rs", 1),
             def(Kind::Read, "e", -1, "src/a.rs", 1),
             def(Kind::Write, "f", 0, "src/a.rs", 30),
-            RouteSpec::builder(
-                Kind::Read,
-                "g".into(),
-                0,
-                0,
-                Arc::new(|_: &Request| Err(NoMatch)),
-            ),
-            RouteSpec::builder(
-                Kind::Read,
-                "h".into(),
-                0,
-                1,
-                Arc::new(|_: &Request| Err(NoMatch)),
-            ),
+            RouteSpec::builder("g".into(), 0, 0, never()),
+            RouteSpec::builder("h".into(), 0, 1, never()),
         ];
         let expected = vec![
             "read d", "read c", "read b", "read a", "read g", "read h", "read e", "write f",
@@ -441,80 +444,103 @@ mod tests {
 
     #[test]
     fn invalid_builder_pattern_is_a_startup_error() {
-        let err = RouteTable::build(vec![RouteSpec::builder(
-            Kind::Read,
-            "(".into(),
-            0,
-            0,
-            Arc::new(|_: &Request| Err(NoMatch)),
-        )])
-        .expect_err("an invalid regex must be refused");
+        let err = RouteTable::build(vec![RouteSpec::builder("(".into(), 0, 0, never())])
+            .expect_err("an invalid regex must be refused");
         assert!(err.to_string().contains("App builder route #1"), "{err}");
     }
 
+    /// A route that answers with an error carrying `tag`, so a test can
+    /// see which route took a request.
     fn tagged(kind: Kind, pattern: &str, tag: &'static str, index: usize) -> RouteSpec {
-        RouteSpec::builder(
-            kind,
-            pattern.into(),
-            0,
-            index,
-            Arc::new(move |req: &Request| {
-                // A capture named `n` must be a number, or the route does not match.
-                if let Some(n) = req.capture("n") {
-                    n.parse::<u32>().map_err(|_| NoMatch)?;
-                }
-                Ok(Prepared::Reject(TftpError::undefined(tag)))
-            }),
-        )
+        // A capture named `n` must be a number, or the route does not match.
+        fn numeric(req: &Request) -> Result<(), NoMatch> {
+            match req.capture("n") {
+                Some(n) => n.parse::<u32>().map(drop).map_err(|_| NoMatch),
+                None => Ok(()),
+            }
+        }
+        let handler = match kind {
+            Kind::Read => Handler::Read(Arc::new(move |req: &Request| {
+                numeric(req)?;
+                Ok(ReadCall::reject(TftpError::undefined(tag)))
+            })),
+            Kind::Write => Handler::Write(Arc::new(move |req: &Request| {
+                numeric(req)?;
+                Ok(WriteCall::reject(TftpError::undefined(tag)))
+            })),
+        };
+        RouteSpec::builder(pattern.into(), 0, index, handler)
     }
 
-    fn tag_of(d: Result<Dispatch, TftpError>) -> Result<String, TftpError> {
-        d.map(|d| match d.prepared {
-            Prepared::Reject(e) => e.message().to_owned(),
-            _ => unreachable!("test routes reject"),
-        })
+    async fn read_tag(table: &RouteTable, name: &str) -> Result<String, TftpError> {
+        let d = table.dispatch_read(&Request::builder(name).build())?;
+        Ok(d.call.run().await.unwrap_err().message().to_owned())
     }
 
-    #[test]
-    fn patterns_match_the_whole_name_and_failed_captures_fall_through() {
+    async fn write_tag(table: &RouteTable, name: &str) -> Result<String, TftpError> {
+        let d = table.dispatch_write(&Request::builder(name).build())?;
+        let verdict = d.call.start(crate::Upload::from_bytes("")).await.unwrap();
+        Ok(verdict.unwrap_err().message().to_owned())
+    }
+
+    #[tokio::test]
+    async fn patterns_match_the_whole_name_and_failed_captures_fall_through() {
         let table = RouteTable::build(vec![
             tagged(Kind::Read, r"boot/(?P<n>\w+)\.cfg", "numbered", 0),
             tagged(Kind::Read, r"boot/.*", "any", 1),
             tagged(Kind::Write, r"up/.*", "upload", 2),
         ])
         .unwrap();
-        let req = |name: &str| Request::builder(name).build();
-        assert_eq!(
-            tag_of(table.dispatch(Kind::Read, &req("boot/7.cfg"))).unwrap(),
-            "numbered"
-        );
+        assert_eq!(read_tag(&table, "boot/7.cfg").await.unwrap(), "numbered");
         // The capture does not parse as u32: the next route takes it.
-        assert_eq!(
-            tag_of(table.dispatch(Kind::Read, &req("boot/x.cfg"))).unwrap(),
-            "any"
-        );
+        assert_eq!(read_tag(&table, "boot/x.cfg").await.unwrap(), "any");
         // Not anchored at the start or the end: no match.
-        let e = tag_of(table.dispatch(Kind::Read, &req("x/boot/7.cfg"))).unwrap_err();
+        let e = read_tag(&table, "x/boot/7.cfg").await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::FileNotFound);
-        assert_eq!(
-            tag_of(table.dispatch(Kind::Read, &req("boot/7.cfg.bak"))).unwrap(),
-            "any"
-        );
-        let e = tag_of(table.dispatch(Kind::Read, &req("up/a"))).unwrap_err();
+        assert_eq!(read_tag(&table, "boot/7.cfg.bak").await.unwrap(), "any");
+        let e = read_tag(&table, "up/a").await.unwrap_err();
         assert_eq!(
             e.code(),
             ErrorCode::FileNotFound,
             "a write route does not serve reads"
         );
-        let e = tag_of(table.dispatch(Kind::Write, &req("boot/7.cfg"))).unwrap_err();
+        let e = write_tag(&table, "boot/7.cfg").await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::AccessViolation);
         assert!(
             !e.message().contains("127.0.0.1"),
             "no client address in {e}"
         );
-        assert_eq!(
-            tag_of(table.dispatch(Kind::Write, &req("up/a"))).unwrap(),
-            "upload"
-        );
+        assert_eq!(write_tag(&table, "up/a").await.unwrap(), "upload");
+    }
+
+    #[tokio::test]
+    async fn the_request_a_route_sees_has_its_captures_and_shares_the_rest() {
+        let pattern = r"(?P<dir>\w+)/(?P<n>\d+)(?P<ext>\.cfg)?";
+        let seen = Handler::Read(Arc::new(|req: &Request| {
+            let req = req.clone();
+            Ok(ReadCall::blocking(move || {
+                let caps: Vec<String> = req
+                    .captures()
+                    .map(|(k, v)| format!("{k}={}", v.unwrap_or("-")))
+                    .collect();
+                format!(
+                    "{} {}",
+                    caps.join(","),
+                    req.option("BLKSIZE").unwrap_or("?")
+                )
+            }))
+        }));
+        let table =
+            RouteTable::build(vec![RouteSpec::builder(pattern.into(), 0, 0, seen)]).unwrap();
+        let req = Request::builder("boot/42")
+            .option("blksize", "1428")
+            .build();
+        let d = table.dispatch_read(&req).unwrap();
+        assert_eq!(*d.route, format!("read route {pattern:?}"));
+        let body = d.call.run().await.unwrap();
+        let crate::handler::response::BodyKind::Bytes(b) = body.kind else {
+            panic!("a string body is bytes")
+        };
+        assert_eq!(&b[..], b"dir=boot,n=42,ext=- 1428");
     }
 }

@@ -646,36 +646,33 @@ impl<'a> TestRequest<'a> {
     }
 
     async fn run(self) -> Result<Vec<u8>, crate::TftpError> {
-        use crate::handler::Prepared;
+        use crate::handler::response::BodyKind;
         use tokio::io::AsyncReadExt;
         let table = self
             .app
             .table()
             .unwrap_or_else(|e| panic!("the app's routes are invalid: {e}"));
         let req = self.builder.build();
-        let d = table.dispatch(self.kind, &req)?;
-        match d.prepared {
-            Prepared::Reject(e) => Err(e),
-            Prepared::Read(fut) => {
-                let body = fut.await?;
+        match self.kind {
+            crate::route::Kind::Read => {
+                let body = table.dispatch_read(&req)?.call.run().await?;
+                let mut v = Vec::new();
                 match body.kind {
-                    crate::handler::response::BodyKind::Bytes(b) => Ok(b.to_vec()),
-                    crate::handler::response::BodyKind::File { mut file, .. } => {
-                        let mut v = Vec::new();
+                    BodyKind::Bytes(b) => v.extend_from_slice(&b),
+                    BodyKind::File { mut file, .. } => {
                         std::io::Read::read_to_end(&mut file, &mut v)?;
-                        Ok(v)
                     }
-                    crate::handler::response::BodyKind::Stream { mut reader, .. } => {
-                        let mut v = Vec::new();
+                    BodyKind::Stream { mut reader, .. } => {
                         reader.read_to_end(&mut v).await?;
-                        Ok(v)
                     }
                 }
+                Ok(v)
             }
-            Prepared::WriteBuffered(h) => h(self.data).await.map(|()| Vec::new()),
-            Prepared::WriteStreaming(h) => h(crate::Upload::from_bytes(self.data))
-                .await
-                .map(|()| Vec::new()),
+            crate::route::Kind::Write => {
+                let call = table.dispatch_write(&req)?.call;
+                let upload = crate::Upload::from_bytes(self.data);
+                crate::handler::call::verdict(call.start(upload).await).map(|()| Vec::new())
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 //! (anything that implements [`FromRequest`]), and convert what it returns
 //! with [`IntoReadResponse`] or [`IntoWriteResponse`].
 
+pub(crate) mod call;
 mod extract;
 pub(crate) mod response;
 pub(crate) mod upload;
@@ -13,20 +14,14 @@ pub(crate) mod upload;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
 
 pub use extract::{FromRequest, Peer, State};
 pub use response::{IntoReadResponse, IntoWriteResponse, ReadBody};
-pub use upload::Upload;
+pub use upload::{SaveAtomic, Upload};
 
-use crate::TftpError;
 use crate::proto::Mode;
-
-/// A boxed future, as route handlers return it.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// One request, as a handler sees it.
 ///
@@ -43,7 +38,13 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 #[derive(Clone)]
 pub struct Request {
     inner: Arc<Inner>,
+    /// The named groups of the route that took the request, set by the route
+    /// table (empty before).
+    captures: Arc<[Capture]>,
 }
+
+/// A named capture group and its text, if it took part in the match.
+pub(crate) type Capture = (Arc<str>, Option<String>);
 
 struct Inner {
     peer: SocketAddr,
@@ -51,7 +52,6 @@ struct Inner {
     filename: String,
     mode: Mode,
     options: Vec<(String, String)>,
-    captures: Vec<(String, Option<String>)>,
     state: Arc<StateMap>,
 }
 
@@ -63,7 +63,7 @@ impl fmt::Debug for Request {
             .field("filename", &self.inner.filename)
             .field("mode", &self.inner.mode)
             .field("options", &self.inner.options)
-            .field("captures", &self.inner.captures)
+            .field("captures", &self.captures)
             .finish_non_exhaustive()
     }
 }
@@ -131,19 +131,15 @@ impl Request {
     /// The text of a named capture group of the route's pattern, if it took
     /// part in the match.
     pub fn capture(&self, name: &str) -> Option<&str> {
-        self.inner
-            .captures
+        self.captures
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| &**k == name)
             .and_then(|(_, v)| v.as_deref())
     }
 
     /// All named capture groups of the route's pattern.
     pub fn captures(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.inner
-            .captures
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
+        self.captures.iter().map(|(k, v)| (&**k, v.as_deref()))
     }
 
     /// Application state of type `T` registered on the [`App`](crate::App).
@@ -151,19 +147,43 @@ impl Request {
         self.inner.state.get::<T>()
     }
 
-    pub(crate) fn with_captures(&self, captures: Vec<(String, Option<String>)>) -> Request {
-        let i = &self.inner;
+    /// The request as a route with these capture groups sees it (shares
+    /// everything else).
+    pub(crate) fn with_captures(&self, captures: Arc<[Capture]>) -> Request {
+        Request {
+            inner: self.inner.clone(),
+            captures,
+        }
+    }
+
+    /// A request as it arrived from the network, before routing.
+    pub(crate) fn received(
+        peer: SocketAddr,
+        local: SocketAddr,
+        packet: &crate::proto::RequestPacket<'_>,
+        state: Arc<StateMap>,
+    ) -> Request {
         Request {
             inner: Arc::new(Inner {
-                peer: i.peer,
-                local: i.local,
-                filename: i.filename.clone(),
-                mode: i.mode,
-                options: i.options.clone(),
-                captures,
-                state: i.state.clone(),
+                peer,
+                local,
+                filename: packet.filename.to_owned(),
+                mode: packet.mode,
+                options: packet
+                    .options
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                state,
             }),
+            captures: Arc::new([]),
         }
+    }
+
+    /// Whether `other` asks for the same thing: file, mode and options.
+    pub(crate) fn asks_same_as(&self, other: &Request) -> bool {
+        let (a, b) = (&self.inner, &other.inner);
+        a.filename == b.filename && a.mode == b.mode && a.options == b.options
     }
 }
 
@@ -175,7 +195,7 @@ pub struct RequestBuilder {
     filename: String,
     mode: Mode,
     options: Vec<(String, String)>,
-    captures: Vec<(String, Option<String>)>,
+    captures: Vec<Capture>,
     state: Arc<StateMap>,
 }
 
@@ -206,7 +226,8 @@ impl RequestBuilder {
 
     /// Sets a capture group, as the route table would.
     pub fn capture(mut self, name: impl Into<String>, value: Option<&str>) -> Self {
-        self.captures.push((name.into(), value.map(str::to_owned)));
+        self.captures
+            .push((Arc::from(name.into()), value.map(str::to_owned)));
         self
     }
 
@@ -224,9 +245,9 @@ impl RequestBuilder {
                 filename: self.filename,
                 mode: self.mode,
                 options: self.options,
-                captures: self.captures,
                 state: self.state,
             }),
+            captures: self.captures.into(),
         }
     }
 }
@@ -251,78 +272,4 @@ impl StateMap {
     pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.map.get(&TypeId::of::<T>())?.downcast_ref()
     }
-}
-
-/// A route's pattern matched but one of its captures did not convert to the
-/// parameter's type: the route table tries the next route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoMatch;
-
-/// A write handler that takes the whole upload.
-pub type WriteFn = Box<dyn FnOnce(Vec<u8>) -> BoxFuture<Result<(), TftpError>> + Send>;
-
-/// A write handler that streams the upload.
-pub type StreamFn = Box<dyn FnOnce(Upload) -> BoxFuture<Result<(), TftpError>> + Send>;
-
-/// What a route's handler does with a request, decided once its parameters are
-/// bound.
-pub enum Prepared {
-    /// A read: the future yields the body or a TFTP error.
-    Read(BoxFuture<Result<ReadBody, TftpError>>),
-    /// A write whose handler wants the whole upload at once.
-    WriteBuffered(WriteFn),
-    /// A write whose handler streams the upload ([`Upload`]): the future is
-    /// started when the request arrives.
-    WriteStreaming(StreamFn),
-    /// Binding failed with an error for the client (an extractor refused).
-    Reject(TftpError),
-}
-
-impl fmt::Debug for Prepared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Prepared::Read(_) => f.write_str("Prepared::Read"),
-            Prepared::WriteBuffered(_) => f.write_str("Prepared::WriteBuffered"),
-            Prepared::WriteStreaming(_) => f.write_str("Prepared::WriteStreaming"),
-            Prepared::Reject(e) => write!(f, "Prepared::Reject({e})"),
-        }
-    }
-}
-
-/// Runs a blocking closure where blocking is allowed; a panic becomes
-/// ERROR 0 for the client.
-pub(crate) async fn run_blocking<T, F>(f: F) -> Result<T, TftpError>
-where
-    F: FnOnce() -> Result<T, TftpError> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(panic_error(e)),
-    }
-}
-
-/// Runs a future on its own task; a panic becomes ERROR 0 for the client.
-pub(crate) async fn run_async<T, F>(f: F) -> Result<T, TftpError>
-where
-    F: Future<Output = Result<T, TftpError>> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::spawn(f).await {
-        Ok(r) => r,
-        Err(e) => Err(panic_error(e)),
-    }
-}
-
-fn panic_error(e: tokio::task::JoinError) -> TftpError {
-    let what = match e.try_into_panic() {
-        Ok(p) => p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string payload".to_owned()),
-        Err(_) => "cancelled".to_owned(),
-    };
-    tracing::error!(panic = %what, "handler panicked; the client gets ERROR 0");
-    TftpError::undefined("internal server error")
 }

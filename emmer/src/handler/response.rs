@@ -19,7 +19,7 @@ pub struct ReadBody {
 
 pub(crate) enum BodyKind {
     Bytes(Bytes),
-    /// A regular file: read in place, block by block (see [`ReadBody::file`]).
+    /// A regular file, read ahead on the blocking pool (see [`ReadBody::file`]).
     File {
         file: std::fs::File,
         size: u64,
@@ -82,12 +82,9 @@ impl ReadBody {
     /// A file, streamed as it is sent (never read whole into memory), with
     /// its size announced as tsize.
     ///
-    /// The engine reads it block by block with plain positioned reads on the
-    /// transfer's task, which the page cache answers in microseconds; this
-    /// is what makes file transfers fast. For storage that can stall for long
-    /// (a network file system), wrap a `tokio::fs::File` in
-    /// [`ReadBody::from_reader`] instead, which goes through tokio's blocking
-    /// pool.
+    /// The engine reads it on the blocking pool, a window's worth or more
+    /// per trip (16 to 256 KiB) and one read ahead of what is being sent, so
+    /// a slow disk delays only this transfer, never the others.
     ///
     /// # Errors
     ///
@@ -109,8 +106,7 @@ impl ReadBody {
         Self::from_std_file(file)
     }
 
-    /// A file opened with `std::fs::File`, read in place like
-    /// [`ReadBody::file`].
+    /// A file opened with `std::fs::File`, read like [`ReadBody::file`].
     ///
     /// # Errors
     ///
@@ -180,14 +176,10 @@ macro_rules! bytes_body {
 }
 bytes_body!(&'static str, String, Vec<u8>, &'static [u8], Bytes);
 
-/// A file, streamed, its size known.
+/// A file, streamed, its size known: the same as [`ReadBody::from_std_file`].
 impl IntoReadResponse for std::fs::File {
     fn into_read_response(self) -> Result<ReadBody, TftpError> {
-        let size = self.metadata()?.len();
-        Ok(ReadBody::from_reader(
-            tokio::fs::File::from_std(self),
-            Some(size),
-        ))
+        Ok(ReadBody::from_std_file(self)?)
     }
 }
 

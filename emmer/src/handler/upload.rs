@@ -3,30 +3,43 @@
 //! file only when the transfer completed.
 
 use std::fmt;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::TftpError;
 
-/// What the engine sends down an upload's channel.
-pub(crate) type Chunk = Result<Bytes, TftpError>;
+/// What travels from the engine to an upload's handler: the data in order,
+/// then exactly one end. The end of the upload is said here and nowhere
+/// else; a channel that closes without an `End` is an aborted upload.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    Data(Bytes),
+    End(Ending),
+}
 
-/// The engine's end of an upload.
+/// How an upload ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Ending {
+    /// Every block arrived: the handler's verdict decides between the final
+    /// ACK and an ERROR.
+    Complete,
+    /// The transfer stopped first (the client gave up or went silent, the
+    /// upload went over its limit, the server is stopping).
+    Aborted(TftpError),
+}
+
+/// The engine's end of an upload: the data channel, and the signal that the
+/// handler started reading.
 pub(crate) struct UploadSender {
     pub(crate) tx: mpsc::Sender<Chunk>,
     pub(crate) started: oneshot::Receiver<()>,
-    /// How the upload ended, set by the engine before it drops `tx`. The
-    /// end of the channel counts as the end of the file only when this says
-    /// `Ok`: an engine that stops for any other reason, or never says, has
-    /// aborted the upload.
-    pub(crate) end: Arc<OnceLock<Result<(), TftpError>>>,
 }
 
 /// An upload being received, for write handlers that stream.
@@ -58,11 +71,11 @@ pub(crate) struct UploadSender {
 pub struct Upload {
     rx: mpsc::Receiver<Chunk>,
     started: Option<oneshot::Sender<()>>,
-    end: Arc<OnceLock<Result<(), TftpError>>>,
     size_hint: Option<u64>,
     current: Bytes,
     received: u64,
-    ended: bool,
+    /// Once the end has been read: the end of the file, or why not.
+    end: Option<Result<(), TftpError>>,
 }
 
 impl fmt::Debug for Upload {
@@ -70,7 +83,7 @@ impl fmt::Debug for Upload {
         f.debug_struct("Upload")
             .field("size_hint", &self.size_hint)
             .field("received", &self.received)
-            .field("ended", &self.ended)
+            .field("end", &self.end)
             .finish_non_exhaustive()
     }
 }
@@ -81,21 +94,18 @@ impl Upload {
     pub(crate) fn channel(size_hint: Option<u64>, depth: usize) -> (UploadSender, Upload) {
         let (tx, rx) = mpsc::channel(depth.max(1));
         let (start_tx, start_rx) = oneshot::channel();
-        let end = Arc::new(OnceLock::new());
         (
             UploadSender {
                 tx,
                 started: start_rx,
-                end: end.clone(),
             },
             Upload {
                 rx,
                 started: Some(start_tx),
-                end,
                 size_hint,
                 current: Bytes::new(),
                 received: 0,
-                ended: false,
+                end: None,
             },
         )
     }
@@ -113,12 +123,11 @@ impl Upload {
     /// ```
     pub fn from_bytes(data: impl Into<Bytes>) -> Upload {
         let data = data.into();
-        let (tx, up) = Upload::channel(Some(data.len() as u64), 1);
+        let (tx, up) = Upload::channel(Some(data.len() as u64), 2);
         if !data.is_empty() {
-            let _ = tx.tx.try_send(Ok(data));
+            let _ = tx.tx.try_send(Chunk::Data(data));
         }
-        let _ = tx.end.set(Ok(()));
-        drop(tx);
+        let _ = tx.tx.try_send(Chunk::End(Ending::Complete));
         up
     }
 
@@ -132,13 +141,23 @@ impl Upload {
         self.received
     }
 
-    /// The channel ended: the end of the file if the engine said the upload
-    /// completed, its error otherwise.
-    fn closed(&self) -> Result<(), TftpError> {
-        match self.end.get() {
-            Some(r) => r.clone(),
+    /// Takes the next message off the channel: data, or the end (which is
+    /// remembered, so every later read says the same).
+    fn on_message(&mut self, message: Option<Chunk>) -> Result<Option<Bytes>, TftpError> {
+        let end = match message {
+            Some(Chunk::Data(c)) => return Ok(Some(c)),
+            Some(Chunk::End(Ending::Complete)) => Ok(()),
+            Some(Chunk::End(Ending::Aborted(e))) => Err(e),
+            // The engine went away without saying the upload was complete.
             None => Err(TftpError::undefined("the upload was aborted")),
-        }
+        };
+        self.end = Some(end.clone());
+        end.map(|()| None)
+    }
+
+    /// The end, once it has been read.
+    fn ended(&self) -> Option<Result<Option<Bytes>, TftpError>> {
+        self.end.as_ref().map(|e| e.clone().map(|()| None))
     }
 
     fn start(&mut self) {
@@ -154,28 +173,38 @@ impl Upload {
     /// The transfer was aborted before it completed.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, TftpError> {
         self.start();
-        if !self.current.is_empty() {
-            let c = std::mem::take(&mut self.current);
+        let c = if !self.current.is_empty() {
+            Some(std::mem::take(&mut self.current))
+        } else if let Some(end) = self.ended() {
+            return end;
+        } else {
+            let message = self.rx.recv().await;
+            self.on_message(message)?
+        };
+        if let Some(c) = &c {
             self.received += c.len() as u64;
-            return Ok(Some(c));
         }
-        if self.ended {
-            return Ok(None);
+        Ok(c)
+    }
+
+    /// The next piece of data if one has arrived; `Ok(None)` if none is
+    /// waiting (or the upload is complete).
+    fn try_chunk(&mut self) -> Result<Option<Bytes>, TftpError> {
+        let c = if !self.current.is_empty() {
+            Some(std::mem::take(&mut self.current))
+        } else if let Some(end) = self.ended() {
+            return end;
+        } else {
+            match self.rx.try_recv() {
+                Ok(m) => self.on_message(Some(m))?,
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.on_message(None)?,
+            }
+        };
+        if let Some(c) = &c {
+            self.received += c.len() as u64;
         }
-        match self.rx.recv().await {
-            Some(Ok(c)) => {
-                self.received += c.len() as u64;
-                Ok(Some(c))
-            }
-            Some(Err(e)) => {
-                self.ended = true;
-                Err(e)
-            }
-            None => {
-                self.ended = true;
-                self.closed().map(|()| None)
-            }
-        }
+        Ok(c)
     }
 
     /// Reads the whole upload into memory.
@@ -193,29 +222,108 @@ impl Upload {
 
     /// Streams the upload into `path` atomically: into a temporary file in
     /// the same directory, renamed over `path` only once the whole upload has
-    /// arrived. A failed or aborted upload leaves no file behind. Returns the
-    /// number of bytes written.
+    /// arrived and (unless [`SaveAtomic::fsync`] turns it off) has been
+    /// flushed to stable storage. A failed or aborted upload leaves no file
+    /// behind. Resolves to the number of bytes written.
+    ///
+    /// Writes go to the blocking pool in batches (what has arrived since the
+    /// last write, up to 1 MiB), not one trip per block.
     ///
     /// # Errors
     ///
     /// The transfer was aborted, or the file could not be written (the
     /// client sees the I/O error's TFTP code, e.g. ERROR 3 for a full disk).
-    pub async fn save_atomic(mut self, path: impl AsRef<Path>) -> Result<u64, TftpError> {
-        let path = path.as_ref();
-        let tmp = temp_path(path);
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(upload: emmer::Upload) -> Result<(), emmer::TftpError> {
+    /// // Durable: fsync before the rename (the default).
+    /// upload.save_atomic("/srv/backups/sw1.cfg").await?;
+    /// # Ok(()) }
+    /// # async fn demo2(upload: emmer::Upload) -> Result<(), emmer::TftpError> {
+    /// // Faster, for data that can be fetched again: no fsync.
+    /// upload.save_atomic("/srv/cache/image.bin").fsync(false).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn save_atomic(self, path: impl AsRef<Path>) -> SaveAtomic {
+        SaveAtomic {
+            upload: self,
+            path: path.as_ref().to_owned(),
+            fsync: true,
+        }
+    }
+}
+
+/// The most bytes one blocking write of [`Upload::save_atomic`] takes.
+const SAVE_BATCH: usize = 1 << 20;
+
+/// An upload being saved to a file: see [`Upload::save_atomic`]. Await it
+/// (it implements [`IntoFuture`]).
+#[must_use = "the upload is saved only when this is awaited"]
+#[derive(Debug)]
+pub struct SaveAtomic {
+    upload: Upload,
+    path: PathBuf,
+    fsync: bool,
+}
+
+impl SaveAtomic {
+    /// Whether to flush the file to stable storage before renaming it into
+    /// place (default true). Without it a crash shortly after the final ACK
+    /// can lose an upload the client was told is stored.
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.fsync = on;
+        self
+    }
+
+    async fn run(self) -> Result<u64, TftpError> {
+        let SaveAtomic {
+            mut upload,
+            path,
+            fsync,
+        } = self;
+        let tmp = temp_path(&path);
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| {
+            let create = tmp.clone();
+            let mut file = blocking(move || std::fs::File::create(create)).await.map_err(|e| {
                 tracing::warn!(path = %tmp.display(), error = %e, "cannot create the upload's temporary file");
                 TftpError::from(e)
             })?;
             let mut n = 0u64;
-            while let Some(c) = self.chunk().await? {
-                file.write_all(&c).await?;
-                n += c.len() as u64;
+            // Wait for data, then take whatever else has arrived, and write
+            // it in one trip to the blocking pool.
+            while let Some(first) = upload.chunk().await? {
+                let mut size = first.len();
+                let mut batch = vec![first];
+                while size < SAVE_BATCH {
+                    match upload.try_chunk()? {
+                        Some(c) => {
+                            size += c.len();
+                            batch.push(c);
+                        }
+                        None => break,
+                    }
+                }
+                n += size as u64;
+                file = blocking(move || {
+                    use std::io::Write;
+                    for c in &batch {
+                        file.write_all(c)?;
+                    }
+                    Ok(file)
+                })
+                .await?;
             }
-            file.sync_all().await?;
-            drop(file);
-            tokio::fs::rename(&tmp, path).await?;
+            let (tmp2, path2) = (tmp.clone(), path.clone());
+            blocking(move || {
+                if fsync {
+                    file.sync_all()?;
+                }
+                drop(file);
+                std::fs::rename(&tmp2, &path2)
+            })
+            .await?;
             Ok(n)
         }
         .await;
@@ -224,6 +332,24 @@ impl Upload {
         }
         result
     }
+}
+
+impl IntoFuture for SaveAtomic {
+    type Output = Result<u64, TftpError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Runs file I/O on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(format!("file write task failed: {e}"))))
 }
 
 /// A hidden temporary name beside `path`, unique within the process.
@@ -238,6 +364,10 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.emmer-{}-{n}.tmp", std::process::id()))
 }
 
+fn aborted(e: TftpError) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, e)
+}
+
 impl AsyncRead for Upload {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -246,23 +376,15 @@ impl AsyncRead for Upload {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         this.start();
-        if this.current.is_empty() && !this.ended {
-            match this.rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(c))) => this.current = c,
-                Poll::Ready(Some(Err(e))) => {
-                    this.ended = true;
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)));
-                }
-                Poll::Ready(None) => {
-                    this.ended = true;
-                    if let Err(e) = this.closed() {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::ConnectionAborted,
-                            e,
-                        )));
-                    }
-                }
+        if this.current.is_empty() {
+            if let Some(end) = this.ended() {
+                return Poll::Ready(end.map(drop).map_err(aborted));
+            }
+            let message = std::task::ready!(this.rx.poll_recv(cx));
+            match this.on_message(message) {
+                Ok(Some(c)) => this.current = c,
+                Ok(None) => return Poll::Ready(Ok(())),
+                Err(e) => return Poll::Ready(Err(aborted(e))),
             }
         }
         let n = buf.remaining().min(this.current.len());
@@ -277,18 +399,14 @@ impl AsyncRead for Upload {
 impl io::Read for Upload {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         self.start();
-        if self.current.is_empty() && !self.ended {
-            match self.rx.blocking_recv() {
-                Some(Ok(c)) => self.current = c,
-                Some(Err(e)) => {
-                    self.ended = true;
-                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e));
-                }
-                None => {
-                    self.ended = true;
-                    self.closed()
-                        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))?;
-                }
+        if self.current.is_empty() {
+            if let Some(end) = self.ended() {
+                return end.map(|_| 0).map_err(aborted);
+            }
+            let message = self.rx.blocking_recv();
+            match self.on_message(message).map_err(aborted)? {
+                Some(c) => self.current = c,
+                None => return Ok(0),
             }
         }
         let n = out.len().min(self.current.len());
@@ -302,37 +420,72 @@ impl io::Read for Upload {
 mod tests {
     use super::*;
 
+    fn data(s: &'static str) -> Chunk {
+        Chunk::Data(Bytes::from_static(s.as_bytes()))
+    }
+
     #[tokio::test]
     async fn the_end_of_the_channel_is_the_end_of_the_file_only_when_the_engine_says_so() {
-        // Data queued, then the engine stops without a word: an abort.
+        // Data queued, then the engine goes away without a word: an abort.
         let (tx, mut up) = Upload::channel(None, 4);
-        tx.tx.send(Ok(Bytes::from_static(b"part"))).await.unwrap();
+        tx.tx.send(data("part")).await.unwrap();
         drop(tx);
         assert_eq!(up.chunk().await.unwrap().unwrap(), "part");
         assert!(
             up.chunk().await.is_err(),
             "a partial upload must not read as complete"
         );
+        assert!(up.chunk().await.is_err(), "and it stays an error");
 
-        // A full queue when the engine aborts: the reason still arrives.
-        let (tx, mut up) = Upload::channel(None, 1);
-        tx.tx.send(Ok(Bytes::from_static(b"a"))).await.unwrap();
-        tx.end
-            .set(Err(TftpError::disk_full("over the limit")))
-            .unwrap();
-        drop(tx);
+        // The engine says why it aborted: the reason reaches the handler.
+        let (tx, mut up) = Upload::channel(None, 2);
+        tx.tx.send(data("a")).await.unwrap();
+        let over = TftpError::disk_full("over the limit");
+        tx.tx.send(Chunk::End(Ending::Aborted(over))).await.unwrap();
         assert_eq!(up.chunk().await.unwrap().unwrap(), "a");
         assert_eq!(
             up.chunk().await.unwrap_err().code(),
             crate::ErrorCode::DiskFull
         );
 
-        // Complete.
-        let (tx, mut up) = Upload::channel(None, 1);
-        tx.tx.send(Ok(Bytes::from_static(b"all"))).await.unwrap();
-        tx.end.set(Ok(())).unwrap();
+        // Complete, even if the engine is gone by the time it is read.
+        let (tx, mut up) = Upload::channel(None, 2);
+        tx.tx.send(data("all")).await.unwrap();
+        tx.tx.send(Chunk::End(Ending::Complete)).await.unwrap();
         drop(tx);
         assert_eq!(up.to_vec().await.unwrap(), b"all");
+        assert_eq!(
+            up.chunk().await.unwrap(),
+            None,
+            "the end reads as the end again"
+        );
+    }
+
+    #[tokio::test]
+    async fn reading_is_what_starts_the_transfer() {
+        let (mut tx, mut up) = Upload::channel(None, 2);
+        assert!(tx.started.try_recv().is_err(), "not started before a read");
+        tx.tx.send(data("x")).await.unwrap();
+        up.chunk().await.unwrap();
+        assert!(tx.started.try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn save_atomic_writes_every_chunk_in_order() {
+        let dir = std::env::temp_dir().join(format!("emmer-upload-save-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (tx, up) = Upload::channel(None, 64);
+        let mut want = Vec::new();
+        for i in 0..40u8 {
+            let block = vec![i; 1000 + usize::from(i)];
+            want.extend_from_slice(&block);
+            tx.tx.send(Chunk::Data(block.into())).await.unwrap();
+        }
+        tx.tx.send(Chunk::End(Ending::Complete)).await.unwrap();
+        let n = up.save_atomic(dir.join("f")).fsync(false).await.unwrap();
+        assert_eq!(n, want.len() as u64);
+        assert_eq!(std::fs::read(dir.join("f")).unwrap(), want);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
@@ -340,7 +493,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("emmer-upload-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (tx, up) = Upload::channel(None, 2);
-        tx.tx.send(Ok(Bytes::from_static(b"half"))).await.unwrap();
+        tx.tx.send(data("half")).await.unwrap();
         drop(tx);
         assert!(up.save_atomic(dir.join("cfg")).await.is_err());
         assert_eq!(

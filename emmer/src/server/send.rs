@@ -1,14 +1,93 @@
-//! Sending a window of DATA packets in as few system calls as possible.
+//! Sockets and sending: the UDP socket setup, a transfer's [`Link`] to its
+//! client, and a window of DATA packets sent in as few system calls as
+//! possible.
 //!
 //! On Linux, UDP segmentation offload (`UDP_SEGMENT`, kernel 4.18 and
 //! later) sends packets of equal size laid out back to back with one
 //! `sendmsg`; the kernel cuts them apart. Elsewhere, or when the kernel
 //! refuses it, each packet goes out with its own `send_to`.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::UdpSocket;
+
+use crate::ErrorCode;
+use crate::proto::packet::encode_error;
+
+/// A UDP socket bound to `addr`, registered with tokio, with a receive
+/// buffer of `recv_buffer` bytes if the kernel grants it (0 keeps its
+/// default).
+pub(crate) fn udp_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if recv_buffer > 0 {
+        // Best effort: a smaller buffer only means more retransmissions.
+        let _ = socket.set_recv_buffer_size(recv_buffer);
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// A transfer's line to its client: where its datagrams come from and its
+/// packets go. Today a socket of its own, bound to the address the request
+/// arrived on with a new port (a new transfer ID, RFC 1350 §4); a shared
+/// socket fed by the listener fits behind the same methods, so the transfer
+/// loops do not know which they have.
+pub(crate) struct Link {
+    socket: UdpSocket,
+    peer: SocketAddr,
+}
+
+impl Link {
+    /// A new socket on `local` (port 0) for talking to `peer`.
+    pub(crate) fn open(local: IpAddr, peer: SocketAddr) -> io::Result<Self> {
+        Ok(Self {
+            socket: udp_socket(SocketAddr::new(local, 0), 0)?,
+            peer,
+        })
+    }
+
+    /// The next datagram from the peer, into `buf`: its length. A datagram
+    /// from anyone else is answered with ERROR 5 (RFC 1350 §4) and `None`
+    /// returned, as for a failed receive; the transfer goes on.
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> Option<usize> {
+        match self.socket.recv_from(buf).await {
+            Ok((n, from)) if from == self.peer => Some(n),
+            Ok((_, from)) => {
+                tracing::debug!(%from, "datagram from an unknown transfer ID");
+                let mut out = Vec::with_capacity(48);
+                encode_error(&mut out, ErrorCode::UnknownTid, "unknown transfer ID");
+                let _ = self.socket.send_to(&out, from).await;
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "receive failed");
+                None
+            }
+        }
+    }
+
+    /// Sends one packet; a failed send is like a lost packet (the
+    /// retransmission timer covers it), so it is only logged.
+    pub(crate) async fn send(&self, packet: &[u8]) {
+        if let Err(e) = self.socket.send_to(packet, self.peer).await {
+            tracing::debug!(error = %e, "send failed");
+        }
+    }
+
+    /// Sends what the batch holds and empties it.
+    pub(crate) async fn flush(&self, batch: &mut Batch) {
+        batch.flush(self).await;
+    }
+
+    /// The socket, to size its buffers.
+    pub(crate) fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+}
 
 /// Set once the kernel has refused segmentation offload: not tried again.
 static GSO_REFUSED: AtomicBool = AtomicBool::new(false);
@@ -58,8 +137,7 @@ impl Batch {
         len != self.segment
     }
 
-    /// Sends what the batch holds and empties it.
-    pub(crate) async fn flush(&mut self, socket: &UdpSocket, peer: SocketAddr) {
+    async fn flush(&mut self, link: &Link) {
         if self.count == 0 {
             return;
         }
@@ -69,7 +147,7 @@ impl Batch {
             .all(|&l| l == self.segment)
             && self.lens[self.count - 1] <= self.segment;
         if self.count > 1 && uniform && gso_available() {
-            match send_segments(socket, peer, &self.buf, self.segment).await {
+            match send_segments(&link.socket, link.peer, &self.buf, self.segment).await {
                 Ok(()) => return self.clear(),
                 Err(e) => {
                     tracing::debug!(error = %e, "UDP segmentation offload refused; sending packets one by one");
@@ -79,7 +157,7 @@ impl Batch {
         }
         let mut at = 0;
         for &len in &self.lens {
-            super::transfer::send(socket, peer, &self.buf[at..at + len]).await;
+            link.send(&self.buf[at..at + len]).await;
             at += len;
         }
         self.clear();
