@@ -11,6 +11,8 @@
 //!   extractors, async and blocking handlers, read bodies, the upload
 //!   lifecycle, table-level requests.
 //! - [`engine`]: wire rules that need a second party or the OS.
+//! - [`policy`]: the request policy with raw packets from one client port:
+//!   repeats, superseding requests, lost first packets.
 //! - [`examples`]: the example programs as users run them.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
@@ -21,5 +23,6 @@ pub mod emmer_client;
 pub mod engine;
 pub mod examples;
 pub mod interop;
+pub mod policy;
 pub mod serve_dir;
 pub mod support;
