@@ -1,7 +1,7 @@
 //! A plain TFTP server over one directory, like `in.tftpd -s /srv/tftp`.
 //!
 //! ```text
-//! cargo run --release --example serve_dir -- /srv/tftp [--port N] [--host ADDR]
+//! cargo run --release --example serve_dir -- /srv/tftp [--port N] [--host ADDR] [--no-fsync]
 //! tftp 127.0.0.1 3942 -m octet -c get pxelinux.0
 //! curl -T boot.cfg tftp://127.0.0.1:3942/configs/boot.cfg
 //! ```
@@ -35,7 +35,10 @@
 //! a hidden temporary file in the same directory and renamed over the target
 //! once complete, so readers never see half a file and a failed upload
 //! leaves nothing behind. An existing symbolic link at the target is replaced
-//! by the file, never written through.
+//! by the file, never written through. The file is flushed to stable storage
+//! (fsync) before the rename, so an acknowledged upload survives a crash;
+//! `--no-fsync` skips that, as servers that never sync do (tftp-hpa), for
+//! data that can be sent again.
 //!
 //! The checks run before each open: a process that can change the tree
 //! under the root while the server runs can race them. Serve a directory
@@ -53,6 +56,8 @@ use emmer::{App, Config, ReadBody, Request, TftpError, Upload};
 #[derive(Debug, Clone)]
 pub struct Root {
     canonical: PathBuf,
+    /// Flush uploads to stable storage before they are renamed into place.
+    fsync: bool,
 }
 
 impl Root {
@@ -69,7 +74,17 @@ impl Root {
                 format!("{} is not a directory", path.display()),
             ));
         }
-        Ok(Self { canonical })
+        Ok(Self {
+            canonical,
+            fsync: true,
+        })
+    }
+
+    /// Whether uploads are flushed to stable storage before the rename
+    /// (default true).
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.fsync = on;
+        self
     }
 
     /// The root's canonical path.
@@ -179,7 +194,7 @@ impl Root {
     /// nothing behind.
     pub async fn store(&self, name: &str, upload: Upload) -> Result<u64, TftpError> {
         let target = self.resolve_write(name)?;
-        let bytes = upload.save_atomic(&target).await?;
+        let bytes = upload.save_atomic(&target).fsync(self.fsync).await?;
         tracing::debug!(path = %target.display(), bytes, "stored");
         Ok(bytes)
     }
@@ -210,9 +225,11 @@ pub fn app(root: Root) -> App {
         })
 }
 
-const USAGE: &str = "usage: serve_dir ROOT [--port N] [--host ADDR]
+const USAGE: &str = "usage: serve_dir ROOT [--port N] [--host ADDR] [--no-fsync]
 
-Serves the files under ROOT over TFTP (reads and writes).
+Serves the files under ROOT over TFTP (reads and writes). Uploads are
+flushed to disk (fsync) before they are renamed into place; --no-fsync
+skips that.
 Defaults come from EMMER_HOST / EMMER_PORT (127.0.0.1:3942); the flags win.";
 
 /// Command-line arguments.
@@ -221,6 +238,7 @@ struct Args {
     root: Option<PathBuf>,
     port: Option<u16>,
     host: Option<IpAddr>,
+    no_fsync: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
@@ -239,6 +257,7 @@ fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> 
         };
         match flag {
             "-h" | "--help" => return Err(String::new()),
+            "--no-fsync" => out.no_fsync = true,
             "--port" | "-p" => {
                 let v = value("--port")?;
                 out.port = Some(
@@ -285,7 +304,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let root = match Root::new(&root_arg) {
-        Ok(r) => r,
+        Ok(r) => r.fsync(!args.no_fsync),
         Err(e) => {
             eprintln!("serve_dir: cannot serve {}: {e}", root_arg.display());
             return ExitCode::from(2);
