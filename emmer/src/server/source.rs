@@ -282,3 +282,159 @@ pub(crate) async fn measure(body: ReadBody, default_limit: u64) -> io::Result<Re
 pub(crate) fn netascii_len(data: &[u8]) -> u64 {
     data.len() as u64 + data.iter().filter(|&&b| b == b'\n' || b == b'\r').count() as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::proto::{Negotiated, Packet, TransferConfig, TransferParams};
+
+    /// Runs a whole read of `body` through a transfer, a client acking the
+    /// last block of every window at once: the bytes the client got.
+    async fn drain(body: ReadBody, netascii: bool, blksize: u16, windowsize: u16) -> Vec<u8> {
+        let neg = Negotiated {
+            params: TransferParams {
+                blksize,
+                windowsize,
+            },
+            timeout: None,
+            tsize: None,
+            oack: Vec::new(),
+        };
+        let now = Instant::now();
+        let mut t = ReadTransfer::new(now, &neg, &TransferConfig::default());
+        let mut source = Source::new(body, netascii, blksize.into(), windowsize.into());
+        let (mut out, mut got) = (Vec::new(), Vec::new());
+        for _ in 0..100_000 {
+            if source.feed(&mut t) == Fed::NeedInput {
+                source.refill().await.unwrap();
+                continue;
+            }
+            let mut last = None;
+            out.clear();
+            while let Some(len) = t.poll_transmit(now, &mut out) {
+                let p = &out[out.len() - len..];
+                let Ok(Packet::Data { block, data }) = Packet::decode(p) else {
+                    panic!("not DATA: {p:?}")
+                };
+                got.extend_from_slice(data);
+                last = Some(block);
+            }
+            if let Some(block) = last {
+                t.handle_packet(now, &Packet::Ack { block });
+            }
+            if t.is_finished() {
+                assert_eq!(t.outcome(), Some(&crate::proto::Outcome::Complete));
+                return got;
+            }
+        }
+        panic!("the transfer did not end");
+    }
+
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_u32;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // Now and then a line end, for netascii.
+                if x % 29 == 0 { b'\n' } else { x as u8 }
+            })
+            .collect()
+    }
+
+    fn file_with(data: &[u8]) -> std::fs::File {
+        let path = std::env::temp_dir().join(format!(
+            "emmer-source-{}-{}",
+            std::process::id(),
+            data.len()
+        ));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(data)
+            .unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    #[tokio::test]
+    async fn files_streams_and_bytes_give_the_same_blocks() {
+        // Empty, one short block, exactly two blocks, and more than two
+        // read-ahead chunks (256 KiB each at most).
+        for len in [0, 100, 1024, 700_001] {
+            let data = noise(len);
+            for (blksize, windowsize) in [(512, 1), (1428, 16), (65464, 4)] {
+                let what = format!("{len} bytes at {blksize}/{windowsize}");
+                let file = ReadBody::from_std_file(file_with(&data)).unwrap();
+                assert_eq!(
+                    drain(file, false, blksize, windowsize).await,
+                    data,
+                    "file, {what}"
+                );
+                let stream = ReadBody::from_reader(std::io::Cursor::new(data.clone()), None);
+                assert_eq!(
+                    drain(stream, false, blksize, windowsize).await,
+                    data,
+                    "stream, {what}"
+                );
+                let bytes = ReadBody::from_bytes(data.clone());
+                assert_eq!(
+                    drain(bytes, false, blksize, windowsize).await,
+                    data,
+                    "bytes, {what}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn netascii_is_converted_on_the_way_from_any_input() {
+        let data = noise(300_000);
+        let mut want = Vec::new();
+        let mut enc = NetasciiEncoder::new();
+        let mut out = vec![0u8; 2 * data.len() + 2];
+        let (used, n) = enc.encode(&data, &mut out);
+        assert_eq!(used, data.len());
+        let tail = enc.flush(&mut out[n..]);
+        want.extend_from_slice(&out[..n + tail]);
+        assert_eq!(want.len() as u64, netascii_len(&data));
+        let file = ReadBody::from_std_file(file_with(&data)).unwrap();
+        assert_eq!(drain(file, true, 512, 1).await, want, "file");
+        let stream = ReadBody::from_reader(std::io::Cursor::new(data.clone()), None);
+        assert_eq!(drain(stream, true, 1428, 8).await, want, "stream");
+        assert_eq!(
+            drain(ReadBody::from_bytes(data), true, 512, 4).await,
+            want,
+            "bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_is_read_ahead_in_chunks_not_blocks() {
+        let data = noise(200_000);
+        let mut source = Source::new(
+            ReadBody::from_std_file(file_with(&data)).unwrap(),
+            false,
+            512,
+            1,
+        );
+        source.refill().await.unwrap();
+        // One trip to the blocking pool brings a whole chunk, many blocks.
+        assert_eq!(source.staged().len(), MIN_CHUNK);
+    }
+
+    #[tokio::test]
+    async fn tsize_of_a_stream_is_measured_up_to_the_limit() {
+        let short = ReadBody::from_reader(&b"0123456789"[..], None);
+        assert_eq!(measure(short, 64).await.unwrap().size(), Some(10));
+        let long = ReadBody::from_reader(&b"0123456789"[..], None);
+        let long = measure(long, 4).await.unwrap();
+        assert_eq!(long.size(), None, "longer than the limit: no size");
+        let body = drain(long, false, 512, 1).await;
+        assert_eq!(body, b"0123456789", "and no byte is lost");
+    }
+}
