@@ -282,52 +282,18 @@ async fn client_socket(server: SocketAddr, buffer: usize) -> Result<UdpSocket, S
         .await
         .map_err(|e| format!("cannot bind a client socket: {e} (raise `ulimit -n`?)"))?;
     if buffer > 212_992 {
-        sockbuf::set(&sock, buffer);
+        set_buffers(&sock, buffer);
     }
     Ok(sock)
 }
 
-#[cfg(target_os = "linux")]
-mod sockbuf {
-    //! SO_RCVBUF / SO_SNDBUF without a libc crate; the kernel caps them at
-    //! net.core.rmem_max / wmem_max.
-    use std::ffi::{c_int, c_void};
-    use std::os::fd::AsRawFd;
-
-    unsafe extern "C" {
-        fn setsockopt(
-            fd: c_int,
-            level: c_int,
-            name: c_int,
-            value: *const c_void,
-            len: u32,
-        ) -> c_int;
-    }
-    const SOL_SOCKET: c_int = 1;
-    const SO_SNDBUF: c_int = 7;
-    const SO_RCVBUF: c_int = 8;
-
-    pub fn set(sock: &impl AsRawFd, bytes: usize) {
-        let v = c_int::try_from(bytes).unwrap_or(c_int::MAX);
-        for name in [SO_RCVBUF, SO_SNDBUF] {
-            // SAFETY: a valid fd, a pointer to a live c_int and its size.
-            // Failure leaves the default size, which is only slower.
-            unsafe {
-                setsockopt(
-                    sock.as_raw_fd(),
-                    SOL_SOCKET,
-                    name,
-                    (&raw const v).cast(),
-                    size_of::<c_int>() as u32,
-                );
-            }
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod sockbuf {
-    pub fn set<T>(_: &T, _: usize) {}
+/// SO_RCVBUF and SO_SNDBUF; the kernel caps them (net.core.rmem_max and
+/// wmem_max on Linux). Failure leaves the default size, which is only slower.
+fn set_buffers(sock: &UdpSocket, bytes: usize) {
+    let sock = socket2::SockRef::from(sock);
+    let bytes = bytes.min(i32::MAX as usize);
+    let _ = sock.set_recv_buffer_size(bytes);
+    let _ = sock.set_send_buffer_size(bytes);
 }
 
 fn request(op: u16, c: &Common) -> Vec<u8> {

@@ -1,183 +1,16 @@
 //! The application: routes, state and configuration, and the builder that
 //! starts a [`Server`].
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::handler::call::{ReadCall, WriteCall};
 use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, StateMap};
-use crate::proto::{OptionLimits, Rollover, TransferConfig};
+use crate::proto::Rollover;
 use crate::route::{Handler, RouteSpec, RouteTable, registered};
 use crate::server::Server;
-use crate::{Error, Result};
-
-/// The default address: loopback only, so a development server is not
-/// reachable from the network until you say so.
-pub const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-/// The default port (the Python emmer's development port; TFTP's own is 69).
-pub const DEFAULT_PORT: u16 = 3942;
-/// The default upload limit: 64 MiB.
-pub const DEFAULT_MAX_UPLOAD: u64 = 64 * 1024 * 1024;
-/// The default number of transfers served at once.
-pub const DEFAULT_MAX_TRANSFERS: usize = 4096;
-
-/// Server settings. [`Config::default`] gives the documented defaults,
-/// [`Config::from_env`] applies `EMMER_*` variables on top.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Config {
-    /// Where to listen. Default 127.0.0.1:3942.
-    pub bind: SocketAddr,
-    /// Retransmission timer, retries, dally, block number rollover.
-    pub transfer: TransferConfig,
-    /// Which options are answered and their maxima.
-    pub options: OptionLimits,
-    /// Largest upload accepted, in bytes. Default 64 MiB.
-    pub max_upload: u64,
-    /// Most transfers served at once; a request beyond it is refused with
-    /// ERROR 0 ("server busy"). Default 4096.
-    pub max_transfers: usize,
-    /// On shutdown, how long running transfers may go on. Default 5 s.
-    pub shutdown_grace: Duration,
-    /// When a client asks for `tsize` of a streamed body whose size is not
-    /// known, read up to this many bytes ahead to learn it (0: leave tsize
-    /// out of the OACK). A body can set its own limit with
-    /// [`ReadBody::measure_tsize_up_to`](crate::ReadBody::measure_tsize_up_to).
-    /// Default 0.
-    pub tsize_measure_limit: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            bind: SocketAddr::new(DEFAULT_HOST, DEFAULT_PORT),
-            transfer: TransferConfig::default(),
-            options: OptionLimits::default(),
-            max_upload: DEFAULT_MAX_UPLOAD,
-            max_transfers: DEFAULT_MAX_TRANSFERS,
-            shutdown_grace: Duration::from_secs(5),
-            tsize_measure_limit: 0,
-        }
-    }
-}
-
-impl Config {
-    /// The defaults overridden by environment variables:
-    ///
-    /// | variable | meaning | default |
-    /// |---|---|---|
-    /// | `EMMER_HOST` | address to listen on (IPv4 or IPv6) | `127.0.0.1` |
-    /// | `EMMER_PORT` | UDP port | `3942` |
-    /// | `EMMER_TIMEOUT_MS` | first retransmission after this many ms | `1000` |
-    /// | `EMMER_RETRIES` | retransmissions before a transfer is dropped | `5` |
-    /// | `EMMER_MAX_UPLOAD` | largest upload in bytes | `67108864` |
-    /// | `EMMER_MAX_TRANSFERS` | transfers at once | `4096` |
-    /// | `EMMER_MAX_BLKSIZE` | largest blksize granted | `65464` |
-    /// | `EMMER_MAX_WINDOWSIZE` | largest windowsize granted | `64` |
-    /// | `EMMER_ROLLOVER` | block after 65535: `0` or `1` | `0` |
-    /// | `EMMER_REFUSE_OPTIONS` | options never acknowledged, comma-separated: `blksize`, `windowsize`, `timeout`, `tsize` | none |
-    /// | `EMMER_TSIZE_MEASURE_LIMIT` | bytes read ahead to learn the tsize of a stream of unknown size | `0` |
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming the variable when a value does not parse.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let config = emmer::Config::from_env().unwrap();
-    /// assert!(config.max_upload > 0);
-    /// ```
-    pub fn from_env() -> Result<Self> {
-        let mut c = Self::default();
-        let host: Option<IpAddr> = env("EMMER_HOST", "an IP address such as 0.0.0.0 or ::")?;
-        let port: Option<u16> = env("EMMER_PORT", "a port number 0..=65535")?;
-        if let Some(h) = host {
-            c.bind.set_ip(h);
-        }
-        if let Some(p) = port {
-            c.bind.set_port(p);
-        }
-        if let Some(ms) = env::<u64>("EMMER_TIMEOUT_MS", "milliseconds, such as 1000")? {
-            if ms == 0 {
-                return Err(config_err("EMMER_TIMEOUT_MS", "must be at least 1"));
-            }
-            c.transfer.timeout = Duration::from_millis(ms);
-        }
-        if let Some(r) = env("EMMER_RETRIES", "a count such as 5")? {
-            c.transfer.max_retries = r;
-        }
-        if let Some(m) = env("EMMER_MAX_UPLOAD", "a size in bytes")? {
-            c.max_upload = m;
-        }
-        if let Some(m) = env("EMMER_MAX_TRANSFERS", "a count such as 4096")? {
-            c.max_transfers = m;
-        }
-        if let Some(b) = env::<u16>("EMMER_MAX_BLKSIZE", "a block size 8..=65464")? {
-            if !(8..=crate::proto::packet::MAX_BLKSIZE).contains(&b) {
-                return Err(config_err("EMMER_MAX_BLKSIZE", "must be in 8..=65464"));
-            }
-            c.options.max_blksize = b;
-        }
-        if let Some(w) = env::<u16>("EMMER_MAX_WINDOWSIZE", "a window size 1..=65535")? {
-            if w == 0 {
-                return Err(config_err("EMMER_MAX_WINDOWSIZE", "must be at least 1"));
-            }
-            c.options.max_windowsize = w;
-        }
-        if let Some(r) = env::<u8>("EMMER_ROLLOVER", "0 or 1")? {
-            c.transfer.rollover = match r {
-                0 => Rollover::ToZero,
-                1 => Rollover::ToOne,
-                _ => return Err(config_err("EMMER_ROLLOVER", "must be 0 or 1")),
-            };
-        }
-        if let Some(list) =
-            env::<String>("EMMER_REFUSE_OPTIONS", "a list such as tsize,windowsize")?
-        {
-            for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match name.to_ascii_lowercase().as_str() {
-                    "blksize" => c.options.blksize = false,
-                    "windowsize" => c.options.windowsize = false,
-                    "timeout" | "utimeout" => c.options.timeout = false,
-                    "tsize" => c.options.tsize = false,
-                    other => {
-                        return Err(config_err(
-                            "EMMER_REFUSE_OPTIONS",
-                            &format!(
-                                "{other:?} is not an option emmer negotiates (blksize, windowsize, timeout, tsize)"
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        if let Some(n) = env("EMMER_TSIZE_MEASURE_LIMIT", "a size in bytes")? {
-            c.tsize_measure_limit = n;
-        }
-        Ok(c)
-    }
-}
-
-fn config_err(setting: &str, message: &str) -> Error {
-    Error::Config {
-        setting: setting.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
-fn env<T: std::str::FromStr>(name: &str, expected: &str) -> Result<Option<T>> {
-    match std::env::var(name) {
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| Error::Config {
-            setting: name.to_owned(),
-            message: format!("{v:?} is not {expected}; fix or unset it"),
-        }),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(config_err(name, "is not valid UTF-8")),
-    }
-}
+use crate::{Config, Result, TftpOption};
 
 /// A TFTP application: routes, shared state and configuration.
 ///
@@ -248,13 +81,14 @@ impl App {
         Ok(Self::new().config(Config::from_env()?))
     }
 
-    /// Replaces the whole configuration.
+    /// Replaces the whole configuration; [`bind`](Self::bind) validates it.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
     }
 
-    /// The configuration, to read or change in place.
+    /// The configuration, to read or change in place (for the settings
+    /// without a builder method); [`bind`](Self::bind) validates it.
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.config
     }
@@ -265,53 +99,110 @@ impl App {
         self
     }
 
-    /// The first retransmission timeout (default 1 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.transfer.timeout = timeout;
+    /// The retransmission timeout: how long the server waits for an answer
+    /// before it sends a packet again (default 1 s, `EMMER_TIMEOUT_MS`).
+    /// Later retransmissions back off from it; a client's RFC 2349
+    /// `timeout` option replaces it for its transfer.
+    ///
+    /// Valid from 1 ms to 255 s; [`bind`](Self::bind) refuses anything else
+    /// (see [`Config::validate`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let app = emmer::App::new().retransmit_timeout(Duration::from_millis(300));
+    /// # let _ = app;
+    /// ```
+    pub fn retransmit_timeout(mut self, timeout: Duration) -> Self {
+        self.config.transfer.retransmit_timeout = timeout;
         self
     }
 
-    /// Retransmissions before a silent client is dropped (default 5).
+    /// Retransmissions before a silent client is dropped (default 5,
+    /// `EMMER_RETRIES`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let app = emmer::App::new().retries(3);
+    /// # let _ = app;
+    /// ```
     pub fn retries(mut self, retries: u32) -> Self {
         self.config.transfer.max_retries = retries;
         self
     }
 
-    /// Largest blksize granted (RFC 2348; default 65464). Larger requests
-    /// are lowered to it.
+    /// Largest blksize granted (RFC 2348; default 65464,
+    /// `EMMER_MAX_BLKSIZE`). Larger requests are lowered to it.
+    ///
+    /// Valid in 8..=65464; [`bind`](Self::bind) refuses anything else
+    /// (see [`Config::validate`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::App;
+    /// let app = App::new().max_blksize(1428); // one Ethernet frame
+    /// # let _ = app;
+    /// let err = App::empty().max_blksize(4).bind().await.unwrap_err();
+    /// assert!(err.to_string().contains("EMMER_MAX_BLKSIZE"));
+    /// # }
+    /// ```
     pub fn max_blksize(mut self, blksize: u16) -> Self {
-        self.config.options.max_blksize = blksize.clamp(8, crate::proto::packet::MAX_BLKSIZE);
+        self.config.options.max_blksize = blksize;
         self
     }
 
-    /// Largest windowsize granted (RFC 7440; default 64).
+    /// Largest windowsize granted (RFC 7440; default 64,
+    /// `EMMER_MAX_WINDOWSIZE`). At least 1; [`bind`](Self::bind) refuses 0
+    /// (see [`Config::validate`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let app = emmer::App::new().max_windowsize(16);
+    /// # let _ = app;
+    /// ```
     pub fn max_windowsize(mut self, windowsize: u16) -> Self {
-        self.config.options.max_windowsize = windowsize.max(1);
+        self.config.options.max_windowsize = windowsize;
         self
     }
 
-    /// What follows block 65535 (default 0).
+    /// What follows block 65535 (default 0, `EMMER_ROLLOVER`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let app = emmer::App::new().rollover(emmer::Rollover::ToOne);
+    /// # let _ = app;
+    /// ```
     pub fn rollover(mut self, rollover: Rollover) -> Self {
         self.config.transfer.rollover = rollover;
         self
     }
 
-    /// Never acknowledges the named option (`"blksize"`, `"windowsize"`,
-    /// `"timeout"` or `"tsize"`); other names are ignored.
-    pub fn refuse_option(mut self, name: &str) -> Self {
-        let o = &mut self.config.options;
-        match name.to_ascii_lowercase().as_str() {
-            "blksize" => o.blksize = false,
-            "windowsize" => o.windowsize = false,
-            "timeout" | "utimeout" => o.timeout = false,
-            "tsize" => o.tsize = false,
-            _ => {}
-        }
+    /// Never acknowledges `option` (`EMMER_REFUSE_OPTIONS`): it is left out
+    /// of every OACK, and the transfer goes on with the option's default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use emmer::{App, TftpOption};
+    /// let app = App::new()
+    ///     .refuse_option(TftpOption::Tsize)
+    ///     .refuse_option("windowsize".parse().unwrap());
+    /// # let _ = app;
+    /// ```
+    pub fn refuse_option(mut self, option: TftpOption) -> Self {
+        self.config.refuse_option(option);
         self
     }
 
-    /// Largest upload in bytes (default 64 MiB); a longer one ends with
-    /// ERROR 3 and is not handed to the handler.
+    /// Largest upload in bytes (default 64 MiB, `EMMER_MAX_UPLOAD`); a
+    /// longer one ends with ERROR 3 and is not handed to the handler.
     pub fn max_upload(mut self, bytes: u64) -> Self {
         self.config.max_upload = bytes;
         self
@@ -470,12 +361,15 @@ impl App {
         RouteTable::build(self.routes.clone())
     }
 
-    /// Builds the route table and binds the socket.
+    /// Checks the configuration ([`Config::validate`]), builds the route
+    /// table and binds the socket.
     ///
     /// # Errors
     ///
-    /// An invalid or duplicate route, or a socket that cannot be bound.
+    /// A configuration value out of range ([`Error::Config`](crate::Error::Config)),
+    /// an invalid or duplicate route, or a socket that cannot be bound.
     pub async fn bind(self) -> Result<Server> {
+        self.config.validate()?;
         let table = self.table()?;
         Server::bind(table, self.config, self.state).await
     }

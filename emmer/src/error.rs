@@ -220,9 +220,12 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
-    /// A configuration value (an `EMMER_*` variable or a builder call) is wrong.
+    /// A configuration value (an `EMMER_*` variable, a builder call or a
+    /// [`Config`](crate::Config) field) is wrong: see
+    /// [`Config::validate`](crate::Config::validate).
     Config {
-        /// Which setting.
+        /// Which setting: what it is, its builder method and its variable,
+        /// as in "largest blksize (App::max_blksize / EMMER_MAX_BLKSIZE)".
         setting: String,
         /// What is wrong with it and what to do.
         message: String,

@@ -54,9 +54,11 @@
 //! ## Configuration
 //!
 //! [`run`] reads `EMMER_*` variables ([`Config::from_env`]); [`App`]
-//! configures everything in code: address, timeouts and retries, option
-//! limits (also per route), upload and transfer limits, state, and graceful
-//! shutdown through [`Server::shutdown_handle`].
+//! configures everything in code: address, retransmission timeout and
+//! retries, option limits (also per route), upload and transfer limits,
+//! state, and graceful shutdown through [`Server::shutdown_handle`]. Both
+//! go through one check, [`Config::validate`], so a value out of range is the
+//! same start-up error whichever way it came: see [`config`].
 //!
 //! ## Protocol
 //!
@@ -68,6 +70,7 @@
 #![warn(missing_docs)]
 
 mod app;
+pub mod config;
 mod error;
 pub mod handler;
 pub mod proto;
@@ -78,8 +81,9 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
-pub use app::{App, Config};
+pub use app::App;
 pub use bytes::Bytes;
+pub use config::{Config, TftpOption, UnknownOptionError};
 pub use emmer_macros::{route_read, route_write};
 pub use error::{Error, ErrorCode, Result, TftpError};
 pub use handler::{

@@ -172,7 +172,7 @@ pub struct Client {
     blksize: Option<u16>,
     windowsize: Option<u16>,
     tsize: bool,
-    timeout_opt: Option<u8>,
+    timeout: Option<u8>,
     mode: Mode,
     wait: Duration,
     retries: u32,
@@ -189,14 +189,27 @@ pub struct TransferInfo {
 }
 
 impl Client {
-    /// A client for `server`: octet mode, no options, 1 s timeout, 5 retries.
+    /// A client for `server`: octet mode, no options, waits 1 s for each
+    /// answer, 5 retries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use emmer::testing::Client;
+    /// let client = Client::new("127.0.0.1:3942".parse().unwrap())
+    ///     .blksize(1428)
+    ///     .timeout(3) // RFC 2349: asks the server to retransmit after 3 s
+    ///     .wait(Duration::from_millis(500)); // the client's own patience
+    /// # let _ = client;
+    /// ```
     pub fn new(server: SocketAddr) -> Self {
         Self {
             server,
             blksize: None,
             windowsize: None,
             tsize: false,
-            timeout_opt: None,
+            timeout: None,
             mode: Mode::Octet,
             wait: Duration::from_secs(1),
             retries: 5,
@@ -222,9 +235,11 @@ impl Client {
         self
     }
 
-    /// Asks for a retransmission timeout in seconds (RFC 2349).
-    pub fn timeout_option(mut self, secs: u8) -> Self {
-        self.timeout_opt = Some(secs);
+    /// Sends the `timeout` option (RFC 2349): asks the server to retransmit
+    /// after this many seconds. How long this client waits is
+    /// [`wait`](Self::wait).
+    pub fn timeout(mut self, secs: u8) -> Self {
+        self.timeout = Some(secs);
         self
     }
 
@@ -240,8 +255,10 @@ impl Client {
         self
     }
 
-    /// How long to wait for the server before retransmitting (default 1 s).
-    pub fn timeout(mut self, wait: Duration) -> Self {
+    /// How long this client waits for each answer of the server before it
+    /// retransmits (default 1 s). Not an option: the server never sees it
+    /// (that is [`timeout`](Self::timeout)).
+    pub fn wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
         self
     }
@@ -274,7 +291,7 @@ impl Client {
         if let Some(w) = self.windowsize {
             opt("windowsize", &w.to_string());
         }
-        if let Some(t) = self.timeout_opt {
+        if let Some(t) = self.timeout {
             opt("timeout", &t.to_string());
         }
         if self.tsize {

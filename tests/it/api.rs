@@ -156,7 +156,7 @@ async fn fifty_slow_handlers_do_not_serialise() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..50 {
-        let client = server.client().timeout(Duration::from_secs(3));
+        let client = server.client().wait(Duration::from_secs(3));
         let name = if i % 2 == 0 {
             format!("api/slow/sync/{i}")
         } else {

@@ -83,7 +83,7 @@ async fn oack_reports_negotiated_options() {
         .blksize(1024)
         .windowsize(2)
         .tsize(true)
-        .timeout_option(3)
+        .timeout(3)
         .get_with_info("f/a.bin")
         .await
         .unwrap();
@@ -280,7 +280,7 @@ async fn concurrent_transfers() {
     let (server, uploads) = fixture(&named).await;
     let mut tasks = Vec::new();
     for (name, body) in files.clone() {
-        let client = server.client().timeout(Duration::from_secs(2));
+        let client = server.client().wait(Duration::from_secs(2));
         tasks.push(tokio::spawn(async move {
             let got = client.get(&name).await.unwrap();
             assert_bytes_eq(&got, &body, &name);
@@ -309,7 +309,7 @@ async fn shutdown_stops_answering() {
     drop(server);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let r = emmer::testing::Client::new(addr)
-        .timeout(Duration::from_millis(100))
+        .wait(Duration::from_millis(100))
         .get("a")
         .await;
     assert!(

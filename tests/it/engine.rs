@@ -143,8 +143,8 @@ async fn a_repeated_request_does_not_run_the_handler_twice() {
         "done"
     });
     let server = TestServer::start(app).await;
-    // The client's 300 ms timeout makes it repeat the RRQ about four times.
-    let client = server.client().timeout(Duration::from_millis(300));
+    // The client's 300 ms wait makes it repeat the RRQ about four times.
+    let client = server.client().wait(Duration::from_millis(300));
     assert_eq!(client.get("slow").await.unwrap(), b"done");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the handler ran once");
     // A new request from another port is a new transfer.

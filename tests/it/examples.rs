@@ -92,7 +92,7 @@ impl Example {
     }
 
     fn client(&self) -> Client {
-        Client::new(self.addr).timeout(Duration::from_secs(2))
+        Client::new(self.addr).wait(Duration::from_secs(2))
     }
 }
 

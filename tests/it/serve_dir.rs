@@ -184,7 +184,7 @@ fn missing_files_directories_and_empty_names() {
 async fn app_serves_reads_and_writes() {
     let tree = Tree::new();
     let server = TestServer::start(app(tree.root())).await;
-    let client = server.client().timeout(Duration::from_secs(2));
+    let client = server.client().wait(Duration::from_secs(2));
 
     assert_eq!(client.get("hello.txt").await.unwrap(), b"hello\n");
     assert_eq!(client.get("/hello.txt").await.unwrap(), b"hello\n");
@@ -264,7 +264,7 @@ async fn app_serves_reads_and_writes() {
 async fn app_put_replaces_a_symlink_not_its_target() {
     let tree = Tree::new();
     let server = TestServer::start(app(tree.root())).await;
-    let client = server.client().timeout(Duration::from_secs(2));
+    let client = server.client().wait(Duration::from_secs(2));
     client.put("escape-link", b"new content").await.unwrap();
     assert_eq!(read(&tree.dir.join("outside/secret.txt")), b"secret");
     let link = tree.root_path().join("escape-link");
@@ -408,7 +408,7 @@ async fn binary_serves_a_directory() {
     );
     assert_ne!(running.addr.port(), 69, "--port wins over EMMER_PORT");
 
-    let client = Client::new(running.addr).timeout(Duration::from_secs(2));
+    let client = Client::new(running.addr).wait(Duration::from_secs(2));
     assert_eq!(client.get("/hello.txt").await.unwrap(), b"hello\n");
     assert_bytes_eq(
         &client.get("inside-link").await.unwrap(),
@@ -444,7 +444,7 @@ async fn binary_serves_a_directory() {
     })
     .await
     .unwrap();
-    let client = Client::new(running.addr).timeout(Duration::from_secs(2));
+    let client = Client::new(running.addr).wait(Duration::from_secs(2));
     assert_eq!(client.get("hello.txt").await.unwrap(), b"hello\n");
 }
 

@@ -49,16 +49,18 @@ pub enum Rollover {
 }
 
 /// Timing and limits of one transfer, fixed when it starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferConfig {
-    /// Wait this long for an answer before the first retransmission. The
-    /// negotiated `timeout`/`utimeout` option replaces it.
-    pub timeout: Duration,
+    /// The retransmission timeout: wait this long for an answer before the
+    /// first retransmission (`EMMER_TIMEOUT_MS`,
+    /// [`App::retransmit_timeout`](crate::App::retransmit_timeout)). The
+    /// negotiated RFC 2349 `timeout`/`utimeout` option replaces it.
+    pub retransmit_timeout: Duration,
     /// Each further retransmission waits `backoff` times longer than the one
-    /// before, up to `max_timeout`.
+    /// before, up to `max_retransmit_timeout`.
     pub backoff: u32,
     /// Longest wait between two retransmissions.
-    pub max_timeout: Duration,
+    pub max_retransmit_timeout: Duration,
     /// Give up after this many retransmissions of the same packet.
     pub max_retries: u32,
     /// After the final ACK of an upload, stay this long to re-ACK a
@@ -76,9 +78,9 @@ pub struct TransferConfig {
 impl Default for TransferConfig {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(1),
+            retransmit_timeout: Duration::from_secs(1),
             backoff: 2,
-            max_timeout: Duration::from_secs(8),
+            max_retransmit_timeout: Duration::from_secs(8),
             max_retries: 5,
             dally: Duration::from_secs(2),
             rollover: Rollover::ToZero,

@@ -4,7 +4,7 @@
 //! - RFC 1350 §2: a packet that is not answered within the timeout is sent
 //!   again; RFC 1123 §4.2.3.2 asks that the timeout adapt, here by backing
 //!   off: each retry waits `backoff` times longer than the one before, up to
-//!   `max_timeout`.
+//!   `max_retransmit_timeout`.
 //! - RFC 2349: a negotiated `timeout` replaces the configured one, and the
 //!   wait is never capped below it (the client was promised that much).
 //! - After `max_retries` unanswered retries the transfer gives up.
@@ -33,7 +33,7 @@ pub(crate) struct Retransmit {
     /// The first wait: the negotiated timeout, or the configured one.
     base: Duration,
     backoff: u32,
-    /// The longest wait: `max_timeout`, but never below `base`.
+    /// The longest wait: `max_retransmit_timeout`, but never below `base`.
     cap: Duration,
     max_retries: u32,
     /// Retries spent since the last progress.
@@ -43,13 +43,13 @@ pub(crate) struct Retransmit {
 
 impl Retransmit {
     /// A disarmed timer. `negotiated` is the timeout granted to the client
-    /// (RFC 2349), which replaces `config.timeout`.
+    /// (RFC 2349), which replaces `config.retransmit_timeout`.
     pub(crate) fn new(negotiated: Option<Duration>, config: &TransferConfig) -> Self {
-        let base = negotiated.unwrap_or(config.timeout);
+        let base = negotiated.unwrap_or(config.retransmit_timeout);
         Self {
             base,
             backoff: config.backoff.max(1),
-            cap: config.max_timeout.max(base),
+            cap: config.max_retransmit_timeout.max(base),
             max_retries: config.max_retries,
             retries: 0,
             deadline: None,
@@ -57,7 +57,7 @@ impl Retransmit {
     }
 
     /// The wait before the next retransmission: the base timeout times
-    /// backoff^retries, capped at `max_timeout` (but never below a
+    /// backoff^retries, capped at `max_retransmit_timeout` (but never below a
     /// negotiated timeout).
     pub(crate) fn rto(&self) -> Duration {
         let factor = self.backoff.saturating_pow(self.retries);
@@ -106,11 +106,11 @@ impl Retransmit {
 mod tests {
     use super::*;
 
-    fn config(timeout: u64, backoff: u32, max_timeout: u64, max_retries: u32) -> TransferConfig {
+    fn config(base: u64, backoff: u32, max: u64, max_retries: u32) -> TransferConfig {
         TransferConfig {
-            timeout: Duration::from_secs(timeout),
+            retransmit_timeout: Duration::from_secs(base),
             backoff,
-            max_timeout: Duration::from_secs(max_timeout),
+            max_retransmit_timeout: Duration::from_secs(max),
             max_retries,
             ..TransferConfig::default()
         }
@@ -134,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_max_timeout_then_gives_up() {
+    fn backoff_doubles_up_to_max_retransmit_timeout_then_gives_up() {
         let mut r = Retransmit::new(None, &config(1, 2, 8, 5));
         // Five retries after waits of 1, 2, 4, 8 (16 capped), 8 (32 capped)
         // seconds, then a last wait of 8 s ends in giving up.
@@ -153,12 +153,12 @@ mod tests {
 
     #[test]
     fn never_below_a_negotiated_timeout() {
-        // RFC 2349: the client was granted 10 s; max_timeout (8 s) does not
+        // RFC 2349: the client was granted 10 s; max_retransmit_timeout (8 s) does not
         // shorten it, and the configured 1 s is replaced.
         let mut r = Retransmit::new(Some(Duration::from_secs(10)), &config(1, 2, 8, 2));
         assert_eq!(r.rto(), Duration::from_secs(10));
         assert_eq!(waits(&mut r, Instant::now()), [10, 10, 10]);
-        // Below max_timeout, the negotiated timeout still doubles up to it.
+        // Below max_retransmit_timeout, the negotiated timeout still doubles up to it.
         let mut r = Retransmit::new(Some(Duration::from_secs(3)), &config(1, 2, 8, 3));
         assert_eq!(waits(&mut r, Instant::now()), [3, 6, 8, 8]);
     }

@@ -123,7 +123,8 @@ impl Server {
             shared,
             shutdown,
         } = self;
-        let max = shared.config.max_transfers.max(1);
+        // At least 1: `App::bind` validated the configuration.
+        let max = shared.config.max_transfers;
         let permits = Arc::new(Semaphore::new(max));
         tracing::info!(addr = %local, routes = shared.table.routes().len(), "emmer listening");
         listener::listen(&socket, local, &shared, &permits, &shutdown).await;

@@ -135,8 +135,8 @@ impl Ctx<'_> {
     pub(crate) fn transfer_config(&self, neg: &Negotiated) -> TransferConfig {
         let mut c = self.shared.config.transfer.clone();
         if let Some(t) = neg.timeout {
-            c.timeout = t;
-            c.max_timeout = c.max_timeout.max(t);
+            c.retransmit_timeout = t;
+            c.max_retransmit_timeout = c.max_retransmit_timeout.max(t);
         }
         record_params(neg);
         c

@@ -299,9 +299,9 @@ fn no_timer_while_waiting_for_the_driver() {
 #[test]
 fn timeout_resends_window_with_backoff_then_gives_up() {
     let config = TransferConfig {
-        timeout: Duration::from_secs(1),
+        retransmit_timeout: Duration::from_secs(1),
         backoff: 2,
-        max_timeout: Duration::from_secs(3),
+        max_retransmit_timeout: Duration::from_secs(3),
         max_retries: 3,
         ..TransferConfig::default()
     };
@@ -325,7 +325,7 @@ fn timeout_resends_window_with_backoff_then_gives_up() {
     assert_eq!(
         waits,
         [1, 2, 3, 3].map(Duration::from_secs).to_vec(),
-        "backoff capped at max_timeout"
+        "backoff capped at max_retransmit_timeout"
     );
     assert_eq!(h.t.outcome(), Some(&Outcome::TimedOut));
     assert_eq!(h.t.poll_timeout(), None);
@@ -388,7 +388,7 @@ fn negotiated_timeout_replaces_configured_one() {
     let mut h = Harness::new(n, TransferConfig::default(), 10);
     h.step();
     assert_eq!(h.t.poll_timeout(), Some(h.base + Duration::from_secs(5)));
-    // Doubling is not capped below the negotiated value (max_timeout 8 s).
+    // Doubling is not capped below the negotiated value (max_retransmit_timeout 8 s).
     h.fire();
     assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(8)));
 }

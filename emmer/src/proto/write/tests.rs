@@ -65,9 +65,9 @@ fn oack_first_then_data_1() {
 #[test]
 fn oack_is_retransmitted_with_backoff_then_gives_up() {
     let config = TransferConfig {
-        timeout: Duration::from_secs(1),
+        retransmit_timeout: Duration::from_secs(1),
         backoff: 3,
-        max_timeout: Duration::from_secs(5),
+        max_retransmit_timeout: Duration::from_secs(5),
         max_retries: 3,
         ..TransferConfig::default()
     };
@@ -295,7 +295,7 @@ fn lost_window_tail_is_acked_after_the_idle_wait_not_the_timeout() {
     // Then the ordinary timeout applies again.
     assert_eq!(
         h.t.poll_timeout(),
-        Some(h.now + TransferConfig::default().timeout)
+        Some(h.now + TransferConfig::default().retransmit_timeout)
     );
     // A whole window arrives: ACK at its end, with no idle wait.
     for b in 3..=5 {
@@ -304,7 +304,7 @@ fn lost_window_tail_is_acked_after_the_idle_wait_not_the_timeout() {
     assert_eq!(h.data(6, 8), (true, vec![Sent::Ack(6)]));
     assert_eq!(
         h.t.poll_timeout(),
-        Some(h.now + TransferConfig::default().timeout)
+        Some(h.now + TransferConfig::default().retransmit_timeout)
     );
 }
 

@@ -1,0 +1,717 @@
+//! Configuration: the defaults, the `EMMER_*` environment, and the one
+//! validation path that both the environment and the [`App`](crate::App)
+//! builder go through.
+//!
+//! A value reaches a [`Config`] in one of three ways: [`Config::from_env`], a
+//! builder method such as [`App::max_blksize`](crate::App::max_blksize), or a
+//! field set directly (`App::config_mut`). Whichever way it came,
+//! [`Config::validate`] checks it, and a wrong value is the same start-up
+//! error ([`Error::Config`]) naming the setting by its builder method and its
+//! variable:
+//!
+//! ```text
+//! invalid largest blksize (App::max_blksize / EMMER_MAX_BLKSIZE): must be in 8..=65464 (RFC 2348), not 4
+//! ```
+//!
+//! `from_env` validates at once; the builder's values are validated by
+//! [`App::bind`](crate::App::bind), before any socket is opened.
+
+use std::env::VarError;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::proto::packet;
+use crate::proto::{OptionLimits, Rollover, TransferConfig};
+use crate::{Error, Result};
+
+/// Loopback only, so that a development server is not reachable from the
+/// network until you say so.
+const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The Python emmer's development port (TFTP's own is 69).
+const DEFAULT_PORT: u16 = 3942;
+/// 64 MiB.
+const DEFAULT_MAX_UPLOAD: u64 = 64 * 1024 * 1024;
+const DEFAULT_MAX_TRANSFERS: usize = 4096;
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The shortest retransmission timeout: the timer has millisecond grain.
+const MIN_RETRANSMIT_TIMEOUT: Duration = Duration::from_millis(1);
+/// The longest retransmission timeout: the most RFC 2349 lets a client ask
+/// for, and far from the `Instant` arithmetic's overflow.
+const MAX_RETRANSMIT_TIMEOUT: Duration = Duration::from_secs(255);
+
+/// A setting as a user meets it: what it is, the builder method (or field)
+/// that sets it in code, and the variable that sets it from outside.
+struct Setting {
+    what: &'static str,
+    builder: &'static str,
+    var: &'static str,
+}
+
+const HOST: Setting = Setting {
+    what: "listening address",
+    builder: "App::bind_to",
+    var: "EMMER_HOST",
+};
+const PORT: Setting = Setting {
+    what: "listening port",
+    builder: "App::bind_to",
+    var: "EMMER_PORT",
+};
+const RETRANSMIT_TIMEOUT: Setting = Setting {
+    what: "retransmission timeout",
+    builder: "App::retransmit_timeout",
+    var: "EMMER_TIMEOUT_MS",
+};
+const RETRIES: Setting = Setting {
+    what: "retry count",
+    builder: "App::retries",
+    var: "EMMER_RETRIES",
+};
+const MAX_UPLOAD: Setting = Setting {
+    what: "upload limit",
+    builder: "App::max_upload",
+    var: "EMMER_MAX_UPLOAD",
+};
+const MAX_TRANSFERS: Setting = Setting {
+    what: "transfer limit",
+    builder: "Config::max_transfers",
+    var: "EMMER_MAX_TRANSFERS",
+};
+const MAX_BLKSIZE: Setting = Setting {
+    what: "largest blksize",
+    builder: "App::max_blksize",
+    var: "EMMER_MAX_BLKSIZE",
+};
+const MAX_WINDOWSIZE: Setting = Setting {
+    what: "largest windowsize",
+    builder: "App::max_windowsize",
+    var: "EMMER_MAX_WINDOWSIZE",
+};
+const ROLLOVER: Setting = Setting {
+    what: "block number rollover",
+    builder: "App::rollover",
+    var: "EMMER_ROLLOVER",
+};
+const REFUSE_OPTIONS: Setting = Setting {
+    what: "refused options",
+    builder: "App::refuse_option",
+    var: "EMMER_REFUSE_OPTIONS",
+};
+const TSIZE_MEASURE_LIMIT: Setting = Setting {
+    what: "tsize measuring limit",
+    builder: "Config::tsize_measure_limit",
+    var: "EMMER_TSIZE_MEASURE_LIMIT",
+};
+
+impl Setting {
+    fn error(&self, message: impl Into<String>) -> Error {
+        Error::Config {
+            setting: format!("{} ({} / {})", self.what, self.builder, self.var),
+            message: message.into(),
+        }
+    }
+
+    /// The variable's value parsed, `None` when it is unset or blank.
+    fn parse<T: FromStr>(&self, lookup: &Lookup<'_>, expected: &str) -> Result<Option<T>> {
+        match lookup(self.var) {
+            Ok(v) if v.trim().is_empty() => Ok(None),
+            Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+                self.error(format!(
+                    "{v:?} is not {expected}; fix or unset {}",
+                    self.var
+                ))
+            }),
+            Err(VarError::NotPresent) => Ok(None),
+            Err(VarError::NotUnicode(_)) => Err(self.error(format!(
+                "the value is not valid UTF-8; fix or unset {}",
+                self.var
+            ))),
+        }
+    }
+}
+
+/// How [`Config::from_env`] reads a variable: `std::env::var`, or a table in
+/// tests (which run in parallel and must not change the process environment).
+type Lookup<'a> = dyn Fn(&str) -> Result<String, VarError> + 'a;
+
+/// Server settings. [`Config::default`] gives the documented defaults,
+/// [`Config::from_env`] applies `EMMER_*` variables on top, and
+/// [`Config::validate`] checks them (as [`App::bind`](crate::App::bind)
+/// does).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use emmer::{App, Config};
+///
+/// let mut config = Config::default();
+/// config.transfer.retransmit_timeout = Duration::from_millis(300);
+/// config.validate().unwrap();
+/// let app = App::new().config(config);
+/// # let _ = app;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where to listen. Default 127.0.0.1:3942.
+    pub bind: SocketAddr,
+    /// Retransmission timeout, retries, dally, block number rollover.
+    pub transfer: TransferConfig,
+    /// Which options are answered and their maxima.
+    pub options: OptionLimits,
+    /// Largest upload accepted, in bytes. Default 64 MiB.
+    pub max_upload: u64,
+    /// Most transfers served at once (at least 1); a request beyond it is
+    /// refused with ERROR 0 ("server busy"). Default 4096.
+    pub max_transfers: usize,
+    /// On shutdown, how long running transfers may go on. Default 5 s.
+    pub shutdown_grace: Duration,
+    /// When a client asks for `tsize` of a streamed body whose size is not
+    /// known, read up to this many bytes ahead to learn it (0: leave tsize
+    /// out of the OACK). A body can set its own limit with
+    /// [`ReadBody::measure_tsize_up_to`](crate::ReadBody::measure_tsize_up_to).
+    /// Default 0.
+    pub tsize_measure_limit: u64,
+}
+
+/// The documented defaults.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let config = emmer::Config::default();
+/// assert_eq!(config.bind, "127.0.0.1:3942".parse().unwrap());
+/// assert_eq!(config.transfer.retransmit_timeout, Duration::from_secs(1));
+/// assert_eq!(config.max_upload, 64 * 1024 * 1024);
+/// assert_eq!(config.max_transfers, 4096);
+/// ```
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::new(DEFAULT_HOST, DEFAULT_PORT),
+            transfer: TransferConfig::default(),
+            options: OptionLimits::default(),
+            max_upload: DEFAULT_MAX_UPLOAD,
+            max_transfers: DEFAULT_MAX_TRANSFERS,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            tsize_measure_limit: 0,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults overridden by environment variables, validated.
+    ///
+    /// | variable | builder | meaning | default |
+    /// |---|---|---|---|
+    /// | `EMMER_HOST` | [`App::bind_to`](crate::App::bind_to) | address to listen on (IPv4 or IPv6) | `127.0.0.1` |
+    /// | `EMMER_PORT` | [`App::bind_to`](crate::App::bind_to) | UDP port | `3942` |
+    /// | `EMMER_TIMEOUT_MS` | [`App::retransmit_timeout`](crate::App::retransmit_timeout) | retransmission timeout: the first retransmission after this many ms, 1..=255000 | `1000` |
+    /// | `EMMER_RETRIES` | [`App::retries`](crate::App::retries) | retransmissions before a transfer is dropped | `5` |
+    /// | `EMMER_MAX_UPLOAD` | [`App::max_upload`](crate::App::max_upload) | largest upload in bytes | `67108864` |
+    /// | `EMMER_MAX_TRANSFERS` | [`Config::max_transfers`] | transfers at once, at least 1 | `4096` |
+    /// | `EMMER_MAX_BLKSIZE` | [`App::max_blksize`](crate::App::max_blksize) | largest blksize granted, 8..=65464 | `65464` |
+    /// | `EMMER_MAX_WINDOWSIZE` | [`App::max_windowsize`](crate::App::max_windowsize) | largest windowsize granted, at least 1 | `64` |
+    /// | `EMMER_ROLLOVER` | [`App::rollover`](crate::App::rollover) | block after 65535: `0` or `1` | `0` |
+    /// | `EMMER_REFUSE_OPTIONS` | [`App::refuse_option`](crate::App::refuse_option) | options never acknowledged, comma-separated [`TftpOption`] names | none |
+    /// | `EMMER_TSIZE_MEASURE_LIMIT` | [`Config::tsize_measure_limit`] | bytes read ahead to learn the tsize of a stream of unknown size | `0` |
+    ///
+    /// An unset or blank variable leaves the default.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the setting when a value does not parse or
+    /// [`validate`](Self::validate) refuses it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = emmer::Config::from_env().unwrap();
+    /// assert!(config.max_upload > 0);
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(&|name| std::env::var(name))
+    }
+
+    /// [`from_env`](Self::from_env) with the variables read through `lookup`.
+    fn from_lookup(lookup: &Lookup<'_>) -> Result<Self> {
+        let mut c = Self::default();
+        if let Some(h) = HOST.parse(lookup, "an IP address such as 0.0.0.0 or ::")? {
+            c.bind.set_ip(h);
+        }
+        if let Some(p) = PORT.parse(lookup, "a port number 0..=65535")? {
+            c.bind.set_port(p);
+        }
+        if let Some(ms) = RETRANSMIT_TIMEOUT.parse(lookup, "milliseconds, such as 1000")? {
+            c.transfer.retransmit_timeout = Duration::from_millis(ms);
+        }
+        if let Some(r) = RETRIES.parse(lookup, "a count such as 5")? {
+            c.transfer.max_retries = r;
+        }
+        if let Some(m) = MAX_UPLOAD.parse(lookup, "a size in bytes")? {
+            c.max_upload = m;
+        }
+        if let Some(m) = MAX_TRANSFERS.parse(lookup, "a count such as 4096")? {
+            c.max_transfers = m;
+        }
+        if let Some(b) = MAX_BLKSIZE.parse(lookup, "a block size 8..=65464")? {
+            c.options.max_blksize = b;
+        }
+        if let Some(w) = MAX_WINDOWSIZE.parse(lookup, "a window size 1..=65535")? {
+            c.options.max_windowsize = w;
+        }
+        if let Some(r) = ROLLOVER.parse::<String>(lookup, "0 or 1")? {
+            c.transfer.rollover = match r.as_str() {
+                "0" => Rollover::ToZero,
+                "1" => Rollover::ToOne,
+                _ => {
+                    return Err(ROLLOVER.error(format!(
+                        "{r:?} is not 0 or 1; fix or unset {}",
+                        ROLLOVER.var
+                    )));
+                }
+            };
+        }
+        if let Some(list) =
+            REFUSE_OPTIONS.parse::<String>(lookup, "a list such as tsize,windowsize")?
+        {
+            for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let option = name.parse().map_err(|e: UnknownOptionError| {
+                    REFUSE_OPTIONS.error(format!("{e}; fix or unset {}", REFUSE_OPTIONS.var))
+                })?;
+                c.refuse_option(option);
+            }
+        }
+        if let Some(n) = TSIZE_MEASURE_LIMIT.parse(lookup, "a size in bytes")? {
+            c.tsize_measure_limit = n;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every value against its range. [`from_env`](Self::from_env)
+    /// and [`App::bind`](crate::App::bind) call it, so a value is refused the
+    /// same way whether it came from a variable, a builder method or a field:
+    ///
+    /// - retransmission timeout: 1 ms..=255 s (RFC 2349's longest);
+    /// - largest blksize: 8..=65464 (RFC 2348);
+    /// - largest windowsize: at least 1 (RFC 7440);
+    /// - transfer limit: at least 1.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first wrong setting by its builder method
+    /// and its `EMMER_*` variable, and its valid range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut config = emmer::Config::default();
+    /// assert!(config.validate().is_ok());
+    /// config.options.max_blksize = 4;
+    /// let err = config.validate().unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid largest blksize (App::max_blksize / EMMER_MAX_BLKSIZE): \
+    ///      must be in 8..=65464 (RFC 2348), not 4"
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        let t = self.transfer.retransmit_timeout;
+        if !(MIN_RETRANSMIT_TIMEOUT..=MAX_RETRANSMIT_TIMEOUT).contains(&t) {
+            return Err(RETRANSMIT_TIMEOUT.error(format!(
+                "must be at least 1 ms and at most 255 s, not {t:?}"
+            )));
+        }
+        // RFC 2348: blksize 8..=65464.
+        let b = self.options.max_blksize;
+        if !(8..=packet::MAX_BLKSIZE).contains(&b) {
+            return Err(MAX_BLKSIZE.error(format!("must be in 8..=65464 (RFC 2348), not {b}")));
+        }
+        // RFC 7440: windowsize 1..=65535.
+        if self.options.max_windowsize == 0 {
+            return Err(MAX_WINDOWSIZE.error("must be at least 1 (RFC 7440), not 0"));
+        }
+        if self.max_transfers == 0 {
+            return Err(MAX_TRANSFERS.error("must be at least 1, not 0"));
+        }
+        Ok(())
+    }
+
+    /// Leaves `option` out of every OACK.
+    pub(crate) fn refuse_option(&mut self, option: TftpOption) {
+        let o = &mut self.options;
+        match option {
+            TftpOption::Blksize => o.blksize = false,
+            TftpOption::Windowsize => o.windowsize = false,
+            TftpOption::Timeout => o.timeout = false,
+            TftpOption::Tsize => o.tsize = false,
+        }
+    }
+}
+
+/// An option the server negotiates, to refuse with
+/// [`App::refuse_option`](crate::App::refuse_option) or
+/// `EMMER_REFUSE_OPTIONS`.
+///
+/// Parsed from its RFC name, case-insensitively; `utimeout` (tftp-hpa's
+/// timeout in microseconds) is [`TftpOption::Timeout`], because the server
+/// answers both as one option.
+///
+/// # Examples
+///
+/// ```
+/// use emmer::TftpOption;
+/// assert_eq!("tsize".parse::<TftpOption>(), Ok(TftpOption::Tsize));
+/// assert_eq!("UTIMEOUT".parse::<TftpOption>(), Ok(TftpOption::Timeout));
+/// assert_eq!(TftpOption::Windowsize.to_string(), "windowsize");
+///
+/// let err = "mail".parse::<TftpOption>().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     r#""mail" is not an option emmer negotiates; the options are blksize, windowsize, timeout, tsize"#
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TftpOption {
+    /// `blksize` (RFC 2348).
+    Blksize,
+    /// `windowsize` (RFC 7440).
+    Windowsize,
+    /// `timeout` (RFC 2349) and tftp-hpa's `utimeout`.
+    Timeout,
+    /// `tsize` (RFC 2349).
+    Tsize,
+}
+
+impl TftpOption {
+    /// Every option, in the order the docs list them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use emmer::TftpOption;
+    /// let names: Vec<&str> = TftpOption::ALL.iter().map(|o| o.name()).collect();
+    /// assert_eq!(names, ["blksize", "windowsize", "timeout", "tsize"]);
+    /// ```
+    pub const ALL: [TftpOption; 4] = [
+        TftpOption::Blksize,
+        TftpOption::Windowsize,
+        TftpOption::Timeout,
+        TftpOption::Tsize,
+    ];
+
+    /// The name as it goes on the wire, lowercase.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(emmer::TftpOption::Blksize.name(), "blksize");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            TftpOption::Blksize => "blksize",
+            TftpOption::Windowsize => "windowsize",
+            TftpOption::Timeout => "timeout",
+            TftpOption::Tsize => "tsize",
+        }
+    }
+}
+
+impl fmt::Display for TftpOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TftpOption {
+    type Err = UnknownOptionError;
+
+    /// RFC 2347: option names are case-insensitive.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("utimeout") {
+            return Ok(TftpOption::Timeout);
+        }
+        TftpOption::ALL
+            .into_iter()
+            .find(|o| o.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownOptionError { name: s.to_owned() })
+    }
+}
+
+/// A name that is not a [`TftpOption`]; its message lists the valid names.
+///
+/// # Examples
+///
+/// ```
+/// let err = "blocksize".parse::<emmer::TftpOption>().unwrap_err();
+/// assert!(err.to_string().contains("blksize, windowsize, timeout, tsize"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownOptionError {
+    name: String,
+}
+
+impl fmt::Display for UnknownOptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not an option emmer negotiates; the options are ",
+            self.name
+        )?;
+        for (i, o) in TftpOption::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(o.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownOptionError {}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::*;
+    use crate::App;
+
+    /// A lookup that sees only `vars`.
+    fn vars<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Result<String, VarError> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .ok_or(VarError::NotPresent)
+        }
+    }
+
+    fn env_error(var: &str, value: &str) -> Error {
+        Config::from_lookup(&vars(&[(var, value)])).expect_err("the value is out of range")
+    }
+
+    /// An app that binds to a free loopback port if validation lets it.
+    fn loopback() -> App {
+        App::empty().bind_to("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Each value out of range is the same start-up error from the
+    /// environment and from the builder, naming both.
+    #[tokio::test]
+    async fn builder_and_environment_refuse_a_value_alike() {
+        type Build = fn(App) -> App;
+        let cases: [(&str, &str, Build, &str); 8] = [
+            (
+                "EMMER_TIMEOUT_MS",
+                "0",
+                |a| a.retransmit_timeout(Duration::ZERO),
+                "not 0ns",
+            ),
+            (
+                "EMMER_TIMEOUT_MS",
+                "255001",
+                |a| a.retransmit_timeout(Duration::from_millis(255_001)),
+                "at most 255 s",
+            ),
+            ("EMMER_MAX_BLKSIZE", "7", |a| a.max_blksize(7), "not 7"),
+            ("EMMER_MAX_BLKSIZE", "0", |a| a.max_blksize(0), "not 0"),
+            (
+                "EMMER_MAX_BLKSIZE",
+                "65465",
+                |a| a.max_blksize(65465),
+                "not 65465",
+            ),
+            (
+                "EMMER_MAX_BLKSIZE",
+                "65535",
+                |a| a.max_blksize(65535),
+                "8..=65464",
+            ),
+            (
+                "EMMER_MAX_WINDOWSIZE",
+                "0",
+                |a| a.max_windowsize(0),
+                "at least 1",
+            ),
+            (
+                "EMMER_MAX_TRANSFERS",
+                "0",
+                |mut a| {
+                    a.config_mut().max_transfers = 0;
+                    a
+                },
+                "at least 1",
+            ),
+        ];
+        for (var, value, build, says) in cases {
+            let from_env = env_error(var, value);
+            let from_builder = build(loopback())
+                .bind()
+                .await
+                .expect_err("the builder's value is out of range");
+            assert!(matches!(from_env, Error::Config { .. }), "{from_env:?}");
+            assert!(
+                matches!(from_builder, Error::Config { .. }),
+                "{from_builder:?}"
+            );
+            let msg = from_env.to_string();
+            assert_eq!(msg, from_builder.to_string(), "{var}={value}");
+            assert!(msg.contains(var), "{msg}");
+            assert!(msg.contains(says), "{msg}");
+        }
+    }
+
+    #[test]
+    fn the_messages_name_the_builder_method_and_the_variable() {
+        assert_eq!(
+            env_error("EMMER_TIMEOUT_MS", "0").to_string(),
+            "invalid retransmission timeout (App::retransmit_timeout / EMMER_TIMEOUT_MS): \
+             must be at least 1 ms and at most 255 s, not 0ns"
+        );
+        assert_eq!(
+            env_error("EMMER_MAX_WINDOWSIZE", "0").to_string(),
+            "invalid largest windowsize (App::max_windowsize / EMMER_MAX_WINDOWSIZE): \
+             must be at least 1 (RFC 7440), not 0"
+        );
+    }
+
+    /// A value below a millisecond cannot come from the environment, but the
+    /// builder's is refused by the same rule.
+    #[test]
+    fn a_timeout_below_a_millisecond_is_refused() {
+        let mut c = Config::default();
+        c.transfer.retransmit_timeout = Duration::from_micros(999);
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(msg.contains("EMMER_TIMEOUT_MS"), "{msg}");
+        assert!(msg.contains("not 999µs"), "{msg}");
+    }
+
+    #[test]
+    fn values_that_do_not_parse_name_the_variable() {
+        for (var, value, says) in [
+            ("EMMER_HOST", "localhost", "is not an IP address"),
+            ("EMMER_PORT", "65536", "is not a port number"),
+            ("EMMER_TIMEOUT_MS", "1s", "is not milliseconds"),
+            ("EMMER_TIMEOUT_MS", "-1", "is not milliseconds"),
+            ("EMMER_RETRIES", "many", "is not a count"),
+            ("EMMER_MAX_UPLOAD", "1M", "is not a size in bytes"),
+            ("EMMER_MAX_BLKSIZE", "100000", "is not a block size"),
+            ("EMMER_MAX_WINDOWSIZE", "65536", "is not a window size"),
+            ("EMMER_ROLLOVER", "2", "is not 0 or 1"),
+            ("EMMER_TSIZE_MEASURE_LIMIT", "x", "is not a size in bytes"),
+        ] {
+            let msg = env_error(var, value).to_string();
+            assert!(msg.contains(var), "{msg}");
+            assert!(msg.contains(says), "{msg}");
+            assert!(msg.contains(&format!("{value:?}")), "{msg}");
+            assert!(msg.ends_with(&format!("fix or unset {var}")), "{msg}");
+        }
+        let not_utf8 = |_: &str| Err(VarError::NotUnicode(OsString::from("x")));
+        let msg = Config::from_lookup(&not_utf8).unwrap_err().to_string();
+        assert!(msg.contains("EMMER_HOST") && msg.contains("UTF-8"), "{msg}");
+    }
+
+    /// An unknown option cannot reach the builder (it takes a `TftpOption`);
+    /// from the environment it is refused with the valid names.
+    #[test]
+    fn an_unknown_option_name_is_refused_with_the_valid_ones() {
+        let msg = env_error("EMMER_REFUSE_OPTIONS", "tsize,mail").to_string();
+        assert_eq!(
+            msg,
+            "invalid refused options (App::refuse_option / EMMER_REFUSE_OPTIONS): \
+             \"mail\" is not an option emmer negotiates; \
+             the options are blksize, windowsize, timeout, tsize; \
+             fix or unset EMMER_REFUSE_OPTIONS"
+        );
+        assert_eq!("".parse::<TftpOption>().unwrap_err().name, "");
+    }
+
+    #[test]
+    fn option_names_round_trip() {
+        for o in TftpOption::ALL {
+            assert_eq!(o.name().parse::<TftpOption>(), Ok(o));
+            assert_eq!(o.name().to_uppercase().parse::<TftpOption>(), Ok(o));
+        }
+        assert_eq!("utimeout".parse::<TftpOption>(), Ok(TftpOption::Timeout));
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_blank_variables_keep_them() {
+        assert_eq!(Config::default().validate().ok(), Some(()));
+        let blank = Config::from_lookup(&vars(&[
+            ("EMMER_PORT", ""),
+            ("EMMER_TIMEOUT_MS", "  "),
+            ("EMMER_REFUSE_OPTIONS", " , "),
+        ]))
+        .unwrap();
+        assert_eq!(blank, Config::default());
+    }
+
+    /// Every variable lands in the field its builder method sets, and the
+    /// edges of each range are accepted by both.
+    #[test]
+    fn valid_values_round_trip_through_both_paths() {
+        let from_env = Config::from_lookup(&vars(&[
+            ("EMMER_HOST", "::1"),
+            ("EMMER_PORT", "69"),
+            ("EMMER_TIMEOUT_MS", "250"),
+            ("EMMER_RETRIES", "3"),
+            ("EMMER_MAX_UPLOAD", "1024"),
+            ("EMMER_MAX_TRANSFERS", "10"),
+            ("EMMER_MAX_BLKSIZE", "1428"),
+            ("EMMER_MAX_WINDOWSIZE", "16"),
+            ("EMMER_ROLLOVER", "1"),
+            ("EMMER_REFUSE_OPTIONS", " tsize, Windowsize "),
+            ("EMMER_TSIZE_MEASURE_LIMIT", "4096"),
+        ]))
+        .unwrap();
+        let mut app = App::empty()
+            .bind_to("[::1]:69".parse().unwrap())
+            .retransmit_timeout(Duration::from_millis(250))
+            .retries(3)
+            .max_upload(1024)
+            .max_blksize(1428)
+            .max_windowsize(16)
+            .rollover(Rollover::ToOne)
+            .refuse_option(TftpOption::Tsize)
+            .refuse_option(TftpOption::Windowsize);
+        app.config_mut().max_transfers = 10;
+        app.config_mut().tsize_measure_limit = 4096;
+        let from_builder = app.config_mut().clone();
+        assert_eq!(from_env, from_builder);
+        assert_eq!(from_builder.validate().ok(), Some(()));
+        let o = &from_env.options;
+        assert!(o.blksize && o.timeout && !o.windowsize && !o.tsize);
+
+        for (var, value) in [
+            ("EMMER_TIMEOUT_MS", "1"),
+            ("EMMER_TIMEOUT_MS", "255000"),
+            ("EMMER_MAX_BLKSIZE", "8"),
+            ("EMMER_MAX_BLKSIZE", "65464"),
+            ("EMMER_MAX_WINDOWSIZE", "1"),
+            ("EMMER_MAX_WINDOWSIZE", "65535"),
+            ("EMMER_MAX_TRANSFERS", "1"),
+            ("EMMER_REFUSE_OPTIONS", "blksize,timeout,utimeout"),
+        ] {
+            Config::from_lookup(&vars(&[(var, value)]))
+                .unwrap_or_else(|e| panic!("{var}={value}: {e}"));
+        }
+        for app in [
+            loopback().retransmit_timeout(Duration::from_millis(1)),
+            loopback().retransmit_timeout(Duration::from_secs(255)),
+            loopback().max_blksize(8).max_windowsize(65535),
+            loopback().max_blksize(65464).max_windowsize(1),
+        ] {
+            let mut app = app;
+            app.config_mut().validate().unwrap();
+        }
+    }
+}
