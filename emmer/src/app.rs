@@ -119,6 +119,28 @@ impl App {
         self
     }
 
+    /// The bounds of the adapted retransmission timeout (default 200 ms and
+    /// 8 s; `EMMER_MIN_TIMEOUT_MS`, `EMMER_MAX_TIMEOUT_MS`). Without a
+    /// negotiated `timeout` option, each transfer measures its round trips
+    /// and waits SRTT + 4 × RTTVAR (RFC 6298) before sending again, never
+    /// less than `min` (once measured) nor more than `max`; each retry
+    /// doubles the wait, up to `max`. Checked when the server starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // A lossy LAN of slow firmware: never resend within 500 ms.
+    /// let app = emmer::App::new()
+    ///     .retransmit_bounds(Duration::from_millis(500), Duration::from_secs(8));
+    /// # let _ = app;
+    /// ```
+    pub fn retransmit_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.config.transfer.min_retransmit_timeout = min;
+        self.config.transfer.max_retransmit_timeout = max;
+        self
+    }
+
     /// Retransmissions before a silent client is dropped (default 5,
     /// `EMMER_RETRIES`).
     ///

@@ -65,6 +65,16 @@ const RETRANSMIT_TIMEOUT: Setting = Setting {
     builder: "App::retransmit_timeout",
     var: "EMMER_TIMEOUT_MS",
 };
+const MIN_RETRANSMIT: Setting = Setting {
+    what: "shortest adapted retransmission timeout",
+    builder: "App::retransmit_bounds",
+    var: "EMMER_MIN_TIMEOUT_MS",
+};
+const MAX_RETRANSMIT: Setting = Setting {
+    what: "longest retransmission timeout",
+    builder: "App::retransmit_bounds",
+    var: "EMMER_MAX_TIMEOUT_MS",
+};
 const RETRIES: Setting = Setting {
     what: "retry count",
     builder: "App::retries",
@@ -212,6 +222,8 @@ impl Config {
     /// | `EMMER_HOST` | [`App::bind_to`](crate::App::bind_to) | address to listen on (IPv4 or IPv6) | `127.0.0.1` |
     /// | `EMMER_PORT` | [`App::bind_to`](crate::App::bind_to) | UDP port | `3942` |
     /// | `EMMER_TIMEOUT_MS` | [`App::retransmit_timeout`](crate::App::retransmit_timeout) | retransmission timeout: the first retransmission after this many ms, 1..=255000 | `1000` |
+    /// | `EMMER_MIN_TIMEOUT_MS` | [`App::retransmit_bounds`](crate::App::retransmit_bounds) | the shortest wait once the round trip is measured | `200` |
+    /// | `EMMER_MAX_TIMEOUT_MS` | [`App::retransmit_bounds`](crate::App::retransmit_bounds) | the longest wait between retransmissions, at most 255000 | `8000` |
     /// | `EMMER_RETRIES` | [`App::retries`](crate::App::retries) | retransmissions before a transfer is dropped | `5` |
     /// | `EMMER_MAX_UPLOAD` | [`App::max_upload`](crate::App::max_upload) | largest upload in bytes | `67108864` |
     /// | `EMMER_MAX_TRANSFERS` | [`Config::max_transfers`] | transfers at once, at least 1 | `4096` |
@@ -249,6 +261,12 @@ impl Config {
         }
         if let Some(ms) = RETRANSMIT_TIMEOUT.parse(lookup, "milliseconds, such as 1000")? {
             c.transfer.retransmit_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = MIN_RETRANSMIT.parse(lookup, "milliseconds, such as 200")? {
+            c.transfer.min_retransmit_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = MAX_RETRANSMIT.parse(lookup, "milliseconds, such as 8000")? {
+            c.transfer.max_retransmit_timeout = Duration::from_millis(ms);
         }
         if let Some(r) = RETRIES.parse(lookup, "a count such as 5")? {
             c.transfer.max_retries = r;
@@ -299,6 +317,7 @@ impl Config {
     /// same way whether it came from a variable, a builder method or a field:
     ///
     /// - retransmission timeout: 1 ms..=255 s (RFC 2349's longest);
+    /// - its bounds: 1 ms <= shortest <= longest <= 255 s;
     /// - largest blksize: 8..=65464 (RFC 2348);
     /// - largest windowsize: at least 1 (RFC 7440);
     /// - transfer limit: at least 1.
@@ -326,6 +345,20 @@ impl Config {
         if !(MIN_RETRANSMIT_TIMEOUT..=MAX_RETRANSMIT_TIMEOUT).contains(&t) {
             return Err(RETRANSMIT_TIMEOUT.error(format!(
                 "must be at least 1 ms and at most 255 s, not {t:?}"
+            )));
+        }
+        let (min, max) = (
+            self.transfer.min_retransmit_timeout,
+            self.transfer.max_retransmit_timeout,
+        );
+        if !(MIN_RETRANSMIT_TIMEOUT..=MAX_RETRANSMIT_TIMEOUT).contains(&max) {
+            return Err(MAX_RETRANSMIT.error(format!(
+                "must be at least 1 ms and at most 255 s, not {max:?}"
+            )));
+        }
+        if !(MIN_RETRANSMIT_TIMEOUT..=max).contains(&min) {
+            return Err(MIN_RETRANSMIT.error(format!(
+                "must be at least 1 ms and at most the longest ({max:?}), not {min:?}"
             )));
         }
         // RFC 2348: blksize 8..=65464.
@@ -508,7 +541,19 @@ mod tests {
     #[tokio::test]
     async fn builder_and_environment_refuse_a_value_alike() {
         type Build = fn(App) -> App;
-        let cases: [(&str, &str, Build, &str); 8] = [
+        let cases: [(&str, &str, Build, &str); 10] = [
+            (
+                "EMMER_MIN_TIMEOUT_MS",
+                "9000",
+                |a| a.retransmit_bounds(Duration::from_secs(9), Duration::from_secs(8)),
+                "at most the longest (8s), not 9s",
+            ),
+            (
+                "EMMER_MAX_TIMEOUT_MS",
+                "0",
+                |a| a.retransmit_bounds(Duration::from_millis(200), Duration::ZERO),
+                "at least 1 ms",
+            ),
             (
                 "EMMER_TIMEOUT_MS",
                 "0",

@@ -59,8 +59,16 @@ pub struct TransferConfig {
     /// Each further retransmission waits `backoff` times longer than the one
     /// before, up to `max_retransmit_timeout`.
     pub backoff: u32,
-    /// Longest wait between two retransmissions.
+    /// Longest wait between two retransmissions (`EMMER_MAX_TIMEOUT_MS`,
+    /// [`App::retransmit_bounds`](crate::App::retransmit_bounds)).
     pub max_retransmit_timeout: Duration,
+    /// Shortest first wait once the round trip has been measured
+    /// (`EMMER_MIN_TIMEOUT_MS`,
+    /// [`App::retransmit_bounds`](crate::App::retransmit_bounds)). Without a
+    /// negotiated timeout the wait adapts to the measured round trip
+    /// (RFC 6298: SRTT + 4 × RTTVAR), within this floor and
+    /// `max_retransmit_timeout`.
+    pub min_retransmit_timeout: Duration,
     /// Give up after this many retransmissions of the same packet.
     pub max_retries: u32,
     /// After the final ACK of an upload, stay this long to re-ACK a
@@ -81,6 +89,7 @@ impl Default for TransferConfig {
             retransmit_timeout: Duration::from_secs(1),
             backoff: 2,
             max_retransmit_timeout: Duration::from_secs(8),
+            min_retransmit_timeout: Duration::from_millis(200),
             max_retries: 5,
             dally: Duration::from_secs(2),
             rollover: Rollover::ToZero,

@@ -24,7 +24,7 @@
 //! - DATA, RRQ, WRQ and OACK from the client are ignored: they cannot be part
 //!   of a read, and a stray packet should not kill a transfer.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::block::{resolve, to_wire};
 use super::packet::{append_error, encode_oack, opcode};
@@ -81,6 +81,11 @@ pub struct ReadTransfer {
     /// Blocks below this one are sent again because of a timeout or a
     /// repeated request: retransmissions.
     resend_end: u64,
+    /// The packet whose round trip is being measured (block 0: the OACK)
+    /// and when it was sent; dropped when it is sent again (Karn's rule).
+    timing: Option<(u64, Instant)>,
+    /// When the rest of a window was last sent again after a mid-window ACK.
+    rewound_at: Option<Instant>,
     /// The ERROR of `outcome` (Failed) still has to be sent.
     error_pending: bool,
     outcome: Option<Outcome>,
@@ -116,6 +121,8 @@ impl ReadTransfer {
             next_send: 1,
             max_sent: 0,
             resend_end: 0,
+            timing: None,
+            rewound_at: None,
             error_pending: false,
             outcome: None,
             bytes_acked: 0,
@@ -214,7 +221,7 @@ impl ReadTransfer {
             return;
         }
         match packet {
-            Packet::Ack { block } => self.on_ack(*block),
+            Packet::Ack { block } => self.on_ack(now, *block),
             Packet::Error { code, message } => {
                 let outcome = if self.oack_state == OackState::Done {
                     Outcome::PeerError {
@@ -233,10 +240,24 @@ impl ReadTransfer {
         }
     }
 
-    fn on_ack(&mut self, wire: u16) {
+    /// Measures the round trip if the packet being timed is acknowledged.
+    fn measure(&mut self, now: Instant, acked: u64) {
+        if let Some((block, sent)) = self.timing {
+            if acked >= block {
+                self.rtx.sample(now.saturating_duration_since(sent));
+                self.timing = None;
+            }
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, wire: u16) {
         if self.oack_state != OackState::Done {
             // RFC 2347: ACK 0 acknowledges the OACK; DATA 1 may go.
             if wire == 0 {
+                if self.oack_state == OackState::Sent {
+                    self.measure(now, 0);
+                }
+                self.timing = None;
                 self.oack_state = OackState::Done;
                 self.rtx.progress();
                 self.rtx.disarm();
@@ -259,11 +280,26 @@ impl ReadTransfer {
             }
         }
         self.acked = block;
+        self.measure(now, block);
         self.rtx.progress();
         // RFC 7440: sending goes on after the acknowledged block; after a
         // mid-window ACK the rest is sent again as a new window, which is
-        // no timeout retransmission (even after one).
-        self.next_send = block + 1;
+        // no timeout retransmission (even after one). At most once per
+        // round trip: a late ACK from before the last resend must not make
+        // the client get the same blocks yet again.
+        let mid_window = block < self.max_sent;
+        let round_trip = self.rtx.srtt().unwrap_or_default();
+        let recent = self
+            .rewound_at
+            .is_some_and(|t| now.saturating_duration_since(t) < round_trip);
+        if mid_window && recent {
+            self.next_send = self.next_send.max(block + 1);
+        } else {
+            self.next_send = block + 1;
+            if mid_window {
+                self.rewound_at = Some(now);
+            }
+        }
         self.resend_end = 0;
         if self.last == Some(block) {
             self.end(Outcome::Complete);
@@ -383,6 +419,9 @@ impl ReadTransfer {
                 out.extend_from_slice(&self.oack);
                 if self.oack_state == OackState::Resend {
                     self.retransmits += 1;
+                    self.timing = None;
+                } else {
+                    self.timing = Some((0, now));
                 }
                 self.oack_state = OackState::Sent;
                 self.rtx.arm(now);
@@ -405,6 +444,14 @@ impl ReadTransfer {
         }
         if block < self.resend_end {
             self.retransmits += 1;
+        }
+        if block <= self.max_sent {
+            // Sent before: the answer could be to either copy (Karn).
+            if self.timing.is_some_and(|(timed, _)| block <= timed) {
+                self.timing = None;
+            }
+        } else if self.timing.is_none() {
+            self.timing = Some((block, now));
         }
         self.max_sent = self.max_sent.max(block);
         self.next_send = block + 1;
@@ -445,6 +492,11 @@ impl ReadTransfer {
     /// Payload bytes acknowledged by the client so far.
     pub fn bytes_acked(&self) -> u64 {
         self.bytes_acked
+    }
+
+    /// The smoothed round trip measured so far (RFC 6298), if any.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtx.srtt()
     }
 
     /// Packets sent again because of a timeout or a repeated request

@@ -7,6 +7,11 @@
 //!   `max_retransmit_timeout`.
 //! - RFC 2349: a negotiated `timeout` replaces the configured one, and the
 //!   wait is never capped below it (the client was promised that much).
+//! - Without a negotiated timeout the wait adapts to the path (RFC 1123
+//!   §4.2.3.2): the machines measure round trips (Karn's rule: never from a
+//!   packet that was sent more than once) and the base wait is
+//!   SRTT + 4 × RTTVAR (RFC 6298 §2), kept within the configured floor and
+//!   ceiling; before the first measurement it is the configured timeout.
 //! - After `max_retries` unanswered retries the transfer gives up.
 //! - Progress (an answer that moves the transfer on) resets the retry count,
 //!   so the next wait is the base timeout again.
@@ -27,41 +32,88 @@ pub(crate) enum Expiry {
     GiveUp,
 }
 
+/// The clock granularity of RFC 6298 §2: the least the variation adds.
+const GRANULARITY: Duration = Duration::from_millis(1);
+
 /// The retransmission timer of one transfer.
 #[derive(Debug, Clone)]
 pub(crate) struct Retransmit {
-    /// The first wait: the negotiated timeout, or the configured one.
-    base: Duration,
+    /// The timeout negotiated with the client (RFC 2349): used as it is.
+    negotiated: Option<Duration>,
+    /// The wait before any round trip was measured.
+    initial: Duration,
+    /// The shortest and longest adapted wait.
+    floor: Duration,
+    ceiling: Duration,
     backoff: u32,
-    /// The longest wait: `max_retransmit_timeout`, but never below `base`.
-    cap: Duration,
     max_retries: u32,
     /// Retries spent since the last progress.
     retries: u32,
     deadline: Option<Instant>,
+    /// The smoothed round trip and its variation (RFC 6298), once measured.
+    srtt: Option<Duration>,
+    rttvar: Duration,
 }
 
 impl Retransmit {
     /// A disarmed timer. `negotiated` is the timeout granted to the client
-    /// (RFC 2349), which replaces `config.retransmit_timeout`.
+    /// (RFC 2349), which replaces `config.retransmit_timeout` and is not
+    /// adapted.
     pub(crate) fn new(negotiated: Option<Duration>, config: &TransferConfig) -> Self {
-        let base = negotiated.unwrap_or(config.retransmit_timeout);
         Self {
-            base,
+            negotiated,
+            initial: config.retransmit_timeout,
+            floor: config.min_retransmit_timeout,
+            ceiling: config.max_retransmit_timeout,
             backoff: config.backoff.max(1),
-            cap: config.max_retransmit_timeout.max(base),
             max_retries: config.max_retries,
             retries: 0,
             deadline: None,
+            srtt: None,
+            rttvar: Duration::ZERO,
         }
     }
 
-    /// The wait before the next retransmission: the base timeout times
-    /// backoff^retries, capped at `max_retransmit_timeout` (but never below a
-    /// negotiated timeout).
+    /// The wait before the first retransmission of a packet.
+    fn base(&self) -> Duration {
+        match (self.negotiated, self.srtt) {
+            (Some(t), _) => t,
+            // RFC 6298 §2.3: RTO = SRTT + max(G, 4 × RTTVAR).
+            (None, Some(srtt)) => (srtt + GRANULARITY.max(self.rttvar * 4))
+                .clamp(self.floor.min(self.ceiling), self.ceiling),
+            (None, None) => self.initial,
+        }
+    }
+
+    /// The wait before the next retransmission: the base wait times
+    /// backoff^retries, capped at `max_retransmit_timeout` (but never below
+    /// the base: a negotiated timeout was promised to the client).
     pub(crate) fn rto(&self) -> Duration {
+        let base = self.base();
         let factor = self.backoff.saturating_pow(self.retries);
-        self.base.saturating_mul(factor).min(self.cap)
+        base.saturating_mul(factor).min(self.ceiling.max(base))
+    }
+
+    /// A measured round trip, from a packet sent once to its answer (Karn's
+    /// rule: the machines never measure a packet sent again). RFC 6298 §2.2
+    /// and §2.3, with alpha = 1/8 and beta = 1/4.
+    pub(crate) fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// The smoothed round trip, once one was measured.
+    pub(crate) fn srtt(&self) -> Option<Duration> {
+        self.srtt
     }
 
     /// Arms the deadline one RTO from `now` (something was just sent).
@@ -218,5 +270,63 @@ mod tests {
         r.arm(base);
         r.progress();
         assert_eq!(r.deadline(), Some(base + Duration::from_secs(1)));
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_wait_adapts_to_measured_round_trips_within_floor_and_ceiling() {
+        let mut r = Retransmit::new(None, &config(1, 2, 8, 5));
+        assert_eq!(
+            r.rto(),
+            Duration::from_secs(1),
+            "the initial wait before any sample"
+        );
+        // RFC 6298: the first sample sets SRTT = R, RTTVAR = R/2: RTO = 3R.
+        r.sample(ms(100));
+        assert_eq!(r.srtt(), Some(ms(100)));
+        assert_eq!(r.rto(), ms(300));
+        // Steady samples shrink the variation: RTO approaches SRTT, but
+        // never goes below the floor (200 ms).
+        for _ in 0..50 {
+            r.sample(ms(100));
+        }
+        assert_eq!(r.rto(), ms(200));
+        // Backoff doubles the adapted wait, up to the ceiling (8 s).
+        let mut now = Instant::now();
+        r.arm(now);
+        now += r.rto();
+        assert_eq!(r.expire(now), Expiry::Retry);
+        assert_eq!(r.rto(), ms(400));
+        // A slow path: the wait follows, up to the ceiling.
+        let mut slow = Retransmit::new(None, &config(1, 2, 8, 5));
+        slow.sample(Duration::from_secs(5));
+        assert_eq!(slow.rto(), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn a_variable_path_gets_a_longer_wait_than_a_steady_one() {
+        let mut steady = Retransmit::new(None, &config(1, 2, 8, 5));
+        let mut jumpy = Retransmit::new(None, &config(1, 2, 8, 5));
+        for i in 0..20u64 {
+            steady.sample(ms(300));
+            jumpy.sample(ms(if i % 2 == 0 { 100 } else { 500 }));
+        }
+        assert!(
+            jumpy.rto() > steady.rto(),
+            "{:?} vs {:?}",
+            jumpy.rto(),
+            steady.rto()
+        );
+    }
+
+    #[test]
+    fn a_negotiated_timeout_is_not_adapted() {
+        let mut r = Retransmit::new(Some(Duration::from_secs(3)), &config(1, 2, 8, 5));
+        r.sample(ms(1));
+        assert_eq!(r.rto(), Duration::from_secs(3), "the client's choice");
+        assert_eq!(r.srtt(), Some(ms(1)), "still measured, for reports");
     }
 }

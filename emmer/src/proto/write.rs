@@ -81,6 +81,12 @@ pub struct WriteTransfer {
     idle: Option<Instant>,
     /// The end of the dally.
     dally_until: Option<Instant>,
+    /// The ACK due is the first for its block (a window's): its answer can
+    /// be timed. A re-ACK cannot (Karn's rule).
+    ack_fresh: bool,
+    /// The block whose arrival answers the packet being timed, and when
+    /// that packet was sent.
+    timing: Option<(u64, Instant)>,
     /// The ERROR of `outcome` (Failed) still has to be sent.
     error_pending: bool,
     outcome: Option<Outcome>,
@@ -110,7 +116,11 @@ impl WriteTransfer {
             windowsize: u64::from(negotiated.params.windowsize.max(1)),
             rollover: config.rollover,
             rtx,
-            dally: config.dally,
+            // RFC 1350 §6: long enough for the client's own retransmission
+            // of its last block, twice the timeout it asked for.
+            dally: config
+                .dally
+                .max(negotiated.timeout.unwrap_or_default().saturating_mul(2)),
             window_idle: config.window_idle,
             max_bytes,
             oack,
@@ -123,6 +133,8 @@ impl WriteTransfer {
             reack_sent: false,
             idle: None,
             dally_until: None,
+            ack_fresh: false,
+            timing: None,
             error_pending: false,
             outcome: None,
             bytes: 0,
@@ -212,6 +224,11 @@ impl WriteTransfer {
             self.abort(ErrorCode::DiskFull, &message);
             return None;
         }
+        if let Some((block, sent)) = self.timing.take() {
+            if block == self.expected {
+                self.rtx.sample(now.saturating_duration_since(sent));
+            }
+        }
         self.bytes = total;
         self.expected += 1;
         self.phase = Phase::Receiving;
@@ -230,6 +247,7 @@ impl WriteTransfer {
             // RFC 7440: ACK once a whole window has arrived.
             if self.since_ack >= self.windowsize {
                 self.ack_due = true;
+                self.ack_fresh = true;
                 self.since_ack = 0;
                 self.idle = None;
             } else {
@@ -361,7 +379,6 @@ impl WriteTransfer {
     /// which is the OACK when options were accepted (RFC 2347) and ACK 0
     /// otherwise (RFC 1350).
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
-        let _ = now;
         let start = out.len();
         if self.error_pending {
             self.error_pending = false;
@@ -373,11 +390,14 @@ impl WriteTransfer {
         }
         if self.ack_due {
             self.ack_due = false;
+            let fresh = std::mem::take(&mut self.ack_fresh);
+            self.timing = fresh.then_some((self.expected, now));
             append_ack(out, to_wire(self.expected - 1, self.rollover));
             return Some(out.len() - start);
         }
         if self.start_due {
             self.start_due = false;
+            self.timing = (!self.start_sent).then_some((1, now));
             self.start_sent = true;
             if self.oack.is_empty() {
                 // RFC 1350: a WRQ is answered with ACK 0.
@@ -419,6 +439,11 @@ impl WriteTransfer {
     /// Payload bytes received in order so far.
     pub fn bytes_received(&self) -> u64 {
         self.bytes
+    }
+
+    /// The smoothed round trip measured so far (RFC 6298), if any.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtx.srtt()
     }
 
     /// Packets sent again because of a timeout or a repeated request

@@ -131,15 +131,10 @@ impl Ctx<'_> {
         route.max_upload.map_or(server, |m| m.min(server))
     }
 
-    /// The transfer's timing: the server's, with a negotiated timeout.
+    /// The transfer's timing (the machines apply a negotiated timeout).
     pub(crate) fn transfer_config(&self, neg: &Negotiated) -> TransferConfig {
-        let mut c = self.shared.config.transfer.clone();
-        if let Some(t) = neg.timeout {
-            c.retransmit_timeout = t;
-            c.max_retransmit_timeout = c.max_retransmit_timeout.max(t);
-        }
         record_params(neg);
-        c
+        self.shared.config.transfer.clone()
     }
 }
 

@@ -674,3 +674,79 @@ fn rollover_inside_a_window() {
         assert_eq!(h.t.bytes_acked(), 65600 * 8);
     }
 }
+
+#[test]
+fn the_timer_adapts_to_the_measured_round_trip() {
+    let ms = Duration::from_millis;
+    let mut h = Harness::simple(512, 1, 5000);
+    assert_eq!(h.step(), vec![data(1, 512)]);
+    assert_eq!(
+        h.t.poll_timeout(),
+        Some(h.now + ms(1000)),
+        "before any sample"
+    );
+    h.advance(ms(50));
+    assert_eq!(h.ack(1), vec![data(2, 512)]);
+    assert_eq!(h.t.srtt(), Some(ms(50)));
+    // RFC 6298: SRTT + 4 × RTTVAR = 50 + 100 ms, raised to the 200 ms floor.
+    assert_eq!(h.t.poll_timeout(), Some(h.now + ms(200)));
+    // A slower path: the wait grows with it.
+    h.advance(ms(400));
+    assert_eq!(h.ack(2), vec![data(3, 512)]);
+    assert!(h.t.poll_timeout().unwrap() > h.now + ms(400));
+}
+
+#[test]
+fn the_oack_round_trip_is_measured() {
+    let ms = Duration::from_millis;
+    let n = negotiated(512, 1, &[("blksize", "512")]);
+    let mut h = Harness::new(n, TransferConfig::default(), 100);
+    assert!(matches!(h.step()[..], [Sent::Oack(_)]));
+    h.advance(ms(20));
+    assert_eq!(h.ack(0), vec![data(1, 100)]);
+    assert_eq!(h.t.srtt(), Some(ms(20)));
+}
+
+/// Karn's rule: an ACK of a block sent twice may answer either copy, so it
+/// is not measured; the next block, sent once, is.
+#[test]
+fn a_block_sent_again_is_never_measured() {
+    let ms = Duration::from_millis;
+    let mut h = Harness::simple(512, 1, 5000);
+    h.step();
+    assert_eq!(h.fire(), vec![data(1, 512)], "sent again on timeout");
+    h.advance(ms(10));
+    assert_eq!(h.ack(1), vec![data(2, 512)]);
+    assert_eq!(h.t.srtt(), None);
+    h.advance(ms(30));
+    h.ack(2);
+    assert_eq!(h.t.srtt(), Some(ms(30)));
+    // The same after a repeated request resent the first window.
+    let mut h = Harness::simple(512, 4, 5000);
+    h.step();
+    assert!(h.repeat().0);
+    h.advance(ms(5));
+    h.ack(4);
+    assert_eq!(h.t.srtt(), None);
+}
+
+/// RFC 7440: a mid-window ACK sends the rest of the window again at once,
+/// but at most once per round trip: a late ACK from before that resend does
+/// not send the same blocks yet again.
+#[test]
+fn the_rest_of_a_window_goes_again_at_most_once_per_round_trip() {
+    let ms = Duration::from_millis;
+    let mut h = Harness::simple(8, 4, 20 * 8);
+    assert_eq!(blocks(&h.step()), [1, 2, 3, 4]);
+    h.advance(ms(50));
+    // Block 3 was lost: the client ACKs 2; 3 and 4 go again, then 5 and 6.
+    assert_eq!(blocks(&h.ack(2)), [3, 4, 5, 6]);
+    assert_eq!(h.t.srtt(), Some(ms(50)));
+    // A late ACK of 3 (the client got the first copy of 3 after all):
+    // the window slides, but 4..6, just sent, do not go again.
+    h.advance(ms(5));
+    assert_eq!(blocks(&h.ack(3)), [7]);
+    // A round trip later, a mid-window ACK sends the rest again.
+    h.advance(ms(60));
+    assert_eq!(blocks(&h.ack(4)), [5, 6, 7, 8]);
+}

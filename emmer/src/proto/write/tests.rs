@@ -153,6 +153,8 @@ fn repeated_request_resends_ack_0_until_data_1() {
 fn timeout_resends_last_ack_and_data_resets_retries() {
     let config = TransferConfig {
         max_retries: 2,
+        // The round trips here take no time: keep the adapted wait at 1 s.
+        min_retransmit_timeout: Duration::from_secs(1),
         ..TransferConfig::default()
     };
     let mut h = Harness::new(negotiated(8, 1, &[]), config, u64::MAX);
@@ -283,7 +285,12 @@ fn timeout_mid_window_acks_last_in_order_block() {
 
 #[test]
 fn lost_window_tail_is_acked_after_the_idle_wait_not_the_timeout() {
-    let mut h = Harness::simple(8, 4);
+    // The round trips here take no time: keep the adapted wait at 1 s.
+    let config = TransferConfig {
+        min_retransmit_timeout: Duration::from_secs(1),
+        ..TransferConfig::default()
+    };
+    let mut h = Harness::new(negotiated(8, 4, &[]), config, u64::MAX);
     h.sent();
     h.data(1, 8);
     h.data(2, 8);
@@ -571,4 +578,50 @@ fn rollover_inside_a_window() {
         assert_eq!(h.data(skip, 8), (false, vec![Sent::Ack(w)]));
         assert_eq!(h.t.bytes_received(), 65536 * 8);
     }
+}
+
+/// A client that negotiated `timeout` 5 (curl does) retransmits its last
+/// block after 5 s if the final ACK was lost: the dally covers twice that.
+#[test]
+fn the_dally_covers_the_clients_own_timeout() {
+    let mut n = negotiated(8, 1, &[("timeout", "5")]);
+    n.timeout = Some(Duration::from_secs(5));
+    let mut h = Harness::new(n, TransferConfig::default(), u64::MAX);
+    h.sent();
+    h.data(1, 3);
+    h.t.accept(h.now);
+    assert_eq!(h.sent(), vec![Sent::Ack(1)]);
+    assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(10)));
+    // The lost final ACK: the client's retransmission after 5 s is answered.
+    h.now += Duration::from_secs(5);
+    assert_eq!(h.data(1, 3), (false, vec![Sent::Ack(1)]));
+    assert!(!h.t.is_finished());
+    // Without a negotiated timeout the configured dally stays (2 s).
+    let mut h = Harness::simple(8, 1);
+    h.sent();
+    h.data(1, 3);
+    h.t.accept(h.now);
+    assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(2)));
+}
+
+#[test]
+fn the_round_trip_is_measured_from_fresh_acks_only() {
+    let ms = Duration::from_millis;
+    let mut h = Harness::simple(8, 2);
+    assert_eq!(h.sent(), vec![Sent::Ack(0)]);
+    h.now += ms(40);
+    h.data(1, 8);
+    assert_eq!(h.t.srtt(), Some(ms(40)), "ACK 0 to DATA 1");
+    assert_eq!(h.data(2, 8), (true, vec![Sent::Ack(2)]));
+    h.now += ms(10);
+    h.data(3, 8);
+    let want = Duration::from_micros(36_250);
+    assert_eq!(h.t.srtt(), Some(want), "7/8 × 40 + 1/8 × 10 ms (RFC 6298)");
+    // A re-ACK after a timeout is not measured (Karn's rule).
+    h.data(4, 8);
+    let before = h.t.srtt();
+    assert_eq!(h.fire(), vec![Sent::Ack(4)]);
+    h.now += ms(1);
+    h.data(5, 8);
+    assert_eq!(h.t.srtt(), before);
 }
