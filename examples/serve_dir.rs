@@ -54,7 +54,7 @@ use emmer::{App, Config, ReadBody, Request, TftpError, Upload};
 /// The served directory: its canonical path, against which every resolved
 /// path is checked.
 #[derive(Debug, Clone)]
-pub struct Root {
+pub(crate) struct Root {
     canonical: PathBuf,
     /// Flush uploads to stable storage before they are renamed into place.
     fsync: bool,
@@ -66,7 +66,7 @@ impl Root {
     /// # Errors
     ///
     /// When `path` does not exist or is not a directory.
-    pub fn new(path: &Path) -> std::io::Result<Self> {
+    pub(crate) fn new(path: &Path) -> std::io::Result<Self> {
         let canonical = std::fs::canonicalize(path)?;
         if !canonical.is_dir() {
             return Err(std::io::Error::new(
@@ -82,13 +82,13 @@ impl Root {
 
     /// Whether uploads are flushed to stable storage before the rename
     /// (default true).
-    pub fn fsync(mut self, on: bool) -> Self {
+    pub(crate) fn fsync(mut self, on: bool) -> Self {
         self.fsync = on;
         self
     }
 
     /// The root's canonical path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.canonical
     }
 
@@ -98,7 +98,7 @@ impl Root {
     /// # Errors
     ///
     /// ERROR 2 for `..` or an empty name.
-    pub fn join(&self, name: &str) -> Result<PathBuf, TftpError> {
+    pub(crate) fn join(&self, name: &str) -> Result<PathBuf, TftpError> {
         let relative = name.trim_start_matches('/');
         let mut path = self.canonical.clone();
         let mut parts = 0;
@@ -136,7 +136,7 @@ impl Root {
     ///
     /// ERROR 1 when it does not exist, ERROR 2 when it lies outside the root
     /// or is not a regular file.
-    pub fn resolve_read(&self, name: &str) -> Result<PathBuf, TftpError> {
+    pub(crate) fn resolve_read(&self, name: &str) -> Result<PathBuf, TftpError> {
         let path = self.join(name)?;
         let canonical = std::fs::canonicalize(&path).map_err(io_error)?;
         self.contains(&canonical)?;
@@ -153,7 +153,7 @@ impl Root {
     ///
     /// ERROR 1 when the directory does not exist, ERROR 2 when it lies outside
     /// the root or the target is a directory.
-    pub fn resolve_write(&self, name: &str) -> Result<PathBuf, TftpError> {
+    pub(crate) fn resolve_write(&self, name: &str) -> Result<PathBuf, TftpError> {
         let path = self.join(name)?;
         let (Some(parent), Some(file)) = (path.parent(), path.file_name()) else {
             return Err(refused());
@@ -177,7 +177,7 @@ impl Root {
     /// # Errors
     ///
     /// See [`resolve_read`](Self::resolve_read); an unreadable file is ERROR 2.
-    pub fn open(&self, name: &str) -> Result<ReadBody, TftpError> {
+    pub(crate) fn open(&self, name: &str) -> Result<ReadBody, TftpError> {
         let path = self.resolve_read(name)?;
         let file = std::fs::File::open(&path).map_err(io_error)?;
         ReadBody::from_std_file(file).map_err(io_error)
@@ -192,7 +192,7 @@ impl Root {
     /// See [`resolve_write`](Self::resolve_write); a failed write is ERROR 3
     /// (disk full) or ERROR 2 (permission denied); an aborted upload leaves
     /// nothing behind.
-    pub async fn store(&self, name: &str, upload: Upload) -> Result<u64, TftpError> {
+    pub(crate) async fn store(&self, name: &str, upload: Upload) -> Result<u64, TftpError> {
         let target = self.resolve_write(name)?;
         let bytes = upload.save_atomic(&target).fsync(self.fsync).await?;
         tracing::debug!(path = %target.display(), bytes, "stored");
@@ -215,7 +215,7 @@ fn io_error(e: std::io::Error) -> TftpError {
 }
 
 /// The app: every read and every write goes to the directory.
-pub fn app(root: Root) -> App {
+pub(crate) fn app(root: Root) -> App {
     let reads = root.clone();
     App::empty()
         .route_read(".*", move |req: &Request| reads.open(req.filename()))

@@ -20,7 +20,7 @@ use super::support::{CLIENT_LIMIT, Output, run, run_async, to_netascii, which};
 
 /// One of the system clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// curl's `tftp://` support.
     Curl,
     /// H. Peter Anvin's `tftp`.
@@ -33,7 +33,7 @@ pub enum Kind {
 
 /// A client found on this machine.
 #[derive(Debug, Clone)]
-pub struct Tool {
+pub(crate) struct Tool {
     /// Which client.
     pub kind: Kind,
     program: PathBuf,
@@ -41,7 +41,7 @@ pub struct Tool {
 
 impl Kind {
     /// The program's name on `PATH`.
-    pub fn program(self) -> &'static str {
+    pub(crate) fn program(self) -> &'static str {
         match self {
             Kind::Curl => "curl",
             Kind::Hpa => "tftp",
@@ -51,7 +51,7 @@ impl Kind {
     }
 
     /// The Debian package that provides it.
-    pub fn package(self) -> &'static str {
+    pub(crate) fn package(self) -> &'static str {
         match self {
             Kind::Curl => "curl",
             Kind::Hpa => "tftp-hpa",
@@ -61,13 +61,13 @@ impl Kind {
     }
 
     /// Whether the client can transfer in netascii mode.
-    pub fn has_netascii(self) -> bool {
+    pub(crate) fn has_netascii(self) -> bool {
         self != Kind::Busybox
     }
 
     /// The client, when it is installed (and, for `tftp` and `busybox`, is
     /// the implementation these tests drive).
-    pub fn find(self) -> Option<Tool> {
+    pub(crate) fn find(self) -> Option<Tool> {
         static FOUND: [OnceLock<Option<PathBuf>>; 4] = [const { OnceLock::new() }; 4];
         FOUND[self as usize]
             .get_or_init(|| {
@@ -97,7 +97,7 @@ impl Kind {
     /// The client, or `None` after printing why the test is skipped. Under CI
     /// (`CI` set to anything but `false`) a missing client fails the test
     /// instead: the CI script installs them all.
-    pub fn require(self) -> Option<Tool> {
+    pub(crate) fn require(self) -> Option<Tool> {
         let tool = self.find();
         if tool.is_none() {
             let why = format!(
@@ -115,7 +115,7 @@ impl Kind {
 
     /// What the client leaves in its local file after a netascii download of
     /// `body` (the server sends LF as CR LF and CR as CR NUL).
-    pub fn netascii_download(self, body: &[u8]) -> Vec<u8> {
+    pub(crate) fn netascii_download(self, body: &[u8]) -> Vec<u8> {
         match self {
             // Converts back to local text.
             Kind::Hpa | Kind::Atftp => body.to_vec(),
@@ -127,7 +127,7 @@ impl Kind {
 
     /// The local file to upload in netascii mode so that the server stores
     /// `body`.
-    pub fn netascii_upload(self, body: &[u8]) -> Vec<u8> {
+    pub(crate) fn netascii_upload(self, body: &[u8]) -> Vec<u8> {
         match self {
             Kind::Hpa | Kind::Atftp => body.to_vec(),
             Kind::Curl => to_netascii(body),
@@ -138,7 +138,7 @@ impl Kind {
 
 /// Options a transfer may ask for, where the client can.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// Ask for this blksize (curl, atftp, busybox).
     pub blksize: Option<u16>,
     /// Ask for this windowsize (atftp).
@@ -152,7 +152,7 @@ pub struct Opts {
 
 impl Tool {
     /// The command that downloads `remote` into `local`, and its stdin.
-    pub fn get_command(
+    pub(crate) fn get_command(
         &self,
         server: SocketAddr,
         remote: &str,
@@ -164,7 +164,7 @@ impl Tool {
     }
 
     /// The command that uploads `local` as `remote`, and its stdin.
-    pub fn put_command(
+    pub(crate) fn put_command(
         &self,
         server: SocketAddr,
         local: &Path,
@@ -298,13 +298,19 @@ impl Tool {
     }
 
     /// Downloads `remote` into `local`.
-    pub async fn get(&self, server: SocketAddr, remote: &str, local: &Path, mode: Mode) -> Output {
+    pub(crate) async fn get(
+        &self,
+        server: SocketAddr,
+        remote: &str,
+        local: &Path,
+        mode: Mode,
+    ) -> Output {
         self.get_with(server, remote, local, mode, Opts::default())
             .await
     }
 
     /// Downloads `remote` into `local`, asking for options.
-    pub async fn get_with(
+    pub(crate) async fn get_with(
         &self,
         server: SocketAddr,
         remote: &str,
@@ -317,13 +323,19 @@ impl Tool {
     }
 
     /// Uploads `local` as `remote`.
-    pub async fn put(&self, server: SocketAddr, local: &Path, remote: &str, mode: Mode) -> Output {
+    pub(crate) async fn put(
+        &self,
+        server: SocketAddr,
+        local: &Path,
+        remote: &str,
+        mode: Mode,
+    ) -> Output {
         self.put_with(server, local, remote, mode, Opts::default())
             .await
     }
 
     /// Uploads `local` as `remote`, asking for options.
-    pub async fn put_with(
+    pub(crate) async fn put_with(
         &self,
         server: SocketAddr,
         local: &Path,
@@ -339,7 +351,7 @@ impl Tool {
     /// status 0 and no error report (tftp-hpa and interactive atftp exit
     /// with 0 even after an ERROR).
     #[track_caller]
-    pub fn assert_ok(&self, out: &Output) {
+    pub(crate) fn assert_ok(&self, out: &Output) {
         out.assert_success();
         let text = out.text();
         let complaint = match self.kind {
@@ -354,7 +366,7 @@ impl Tool {
     /// (curl's message is garbled in 7.88, so only its exit status is
     /// checked).
     #[track_caller]
-    pub fn assert_error(&self, out: &Output, code: u16, message: &str) {
+    pub(crate) fn assert_error(&self, out: &Output, code: u16, message: &str) {
         self.check_error(out, code, message, true);
     }
 
@@ -362,7 +374,7 @@ impl Tool {
     /// last DATA block of an upload (a write handler's verdict): busybox 1.35
     /// prints it but exits with 0 then, so only its message is checked.
     #[track_caller]
-    pub fn assert_final_error(&self, out: &Output, code: u16, message: &str) {
+    pub(crate) fn assert_final_error(&self, out: &Output, code: u16, message: &str) {
         self.check_error(out, code, message, self.kind != Kind::Busybox);
     }
 

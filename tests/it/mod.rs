@@ -17,12 +17,12 @@
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
 
-pub mod api;
-pub mod clients;
-pub mod emmer_client;
-pub mod engine;
-pub mod examples;
-pub mod interop;
-pub mod policy;
-pub mod serve_dir;
-pub mod support;
+mod api;
+mod clients;
+mod emmer_client;
+mod engine;
+mod examples;
+mod interop;
+mod policy;
+mod serve_dir;
+mod support;

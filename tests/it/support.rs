@@ -15,19 +15,19 @@ use emmer::{App, Request, TftpError};
 
 /// How long one client run may take before it is killed and the test fails.
 /// The 40 MiB transfers at 512-byte blocks are the slow ones.
-pub const CLIENT_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const CLIENT_LIMIT: Duration = Duration::from_secs(120);
 
 /// 40 MiB: 81920 blocks of 512 bytes, so block numbers roll over past 65535.
-pub const BIG: usize = 40 * 1024 * 1024;
+pub(crate) const BIG: usize = 40 * 1024 * 1024;
 
 /// A directory under the system's temporary directory, unique to this
 /// process and call, removed on drop.
 #[derive(Debug)]
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     /// Creates `$TMPDIR/emmer-it-<pid>-<n>-<label>`.
-    pub fn new(label: &str) -> Self {
+    pub(crate) fn new(label: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path =
@@ -39,12 +39,12 @@ impl TempDir {
     }
 
     /// A path inside the directory.
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 
     /// Writes a file inside the directory and returns its path.
-    pub fn write(&self, name: &str, data: &[u8]) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, data: &[u8]) -> PathBuf {
         let p = self.join(name);
         std::fs::write(&p, data).unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
         p
@@ -58,29 +58,29 @@ impl Drop for TempDir {
 }
 
 /// Files the test server serves, by name.
-pub type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+pub(crate) type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
 /// What the test server's write routes received: uploads that were stored,
 /// and uploads the rejecting routes saw (name, length) and refused.
 #[derive(Debug, Default, Clone)]
-pub struct Uploads {
+pub(crate) struct Uploads {
     stored: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     refused: Arc<Mutex<Vec<(String, usize)>>>,
 }
 
 impl Uploads {
     /// The stored upload with this name.
-    pub fn stored(&self, name: &str) -> Option<Vec<u8>> {
+    pub(crate) fn stored(&self, name: &str) -> Option<Vec<u8>> {
         self.stored.lock().unwrap().get(name).cloned()
     }
 
     /// How many uploads were stored.
-    pub fn stored_count(&self) -> usize {
+    pub(crate) fn stored_count(&self) -> usize {
         self.stored.lock().unwrap().len()
     }
 
     /// The uploads a rejecting route saw, as (name, length).
-    pub fn refused(&self) -> Vec<(String, usize)> {
+    pub(crate) fn refused(&self) -> Vec<(String, usize)> {
         self.refused.lock().unwrap().clone()
     }
 }
@@ -97,7 +97,7 @@ impl Uploads {
 /// Any other name matches no route: ERROR 1 for a read, 2 for a write.
 /// Stops when dropped.
 #[derive(Debug)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// Where the server listens.
     pub addr: SocketAddr,
     /// What its write routes received.
@@ -106,7 +106,7 @@ pub struct Fixture {
 }
 
 /// Builds the app behind a [`Fixture`].
-pub fn fixture_app(files: Files, uploads: Uploads) -> App {
+pub(crate) fn fixture_app(files: Files, uploads: Uploads) -> App {
     let (stored, refused, refused_too) = (
         uploads.stored.clone(),
         uploads.refused.clone(),
@@ -141,7 +141,7 @@ pub fn fixture_app(files: Files, uploads: Uploads) -> App {
 impl Fixture {
     /// Starts the server on 127.0.0.1:0 on the current runtime, serving
     /// `files` under their names (which must start with `f/`).
-    pub async fn start(files: &[(&str, &[u8])]) -> Self {
+    pub(crate) async fn start(files: &[(&str, &[u8])]) -> Self {
         let files: Files = Arc::new(Mutex::new(
             files
                 .iter()
@@ -161,7 +161,7 @@ impl Fixture {
 
 /// What a finished child process left.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// The command line, for messages.
     pub command: String,
     /// Its exit status.
@@ -174,7 +174,7 @@ pub struct Output {
 
 impl Output {
     /// stdout and stderr as text, for searching and messages.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!(
             "{}{}",
             String::from_utf8_lossy(&self.stdout),
@@ -183,7 +183,7 @@ impl Output {
     }
 
     /// Panics with the whole output unless the process exited with 0.
-    pub fn assert_success(&self) {
+    pub(crate) fn assert_success(&self) {
         assert!(
             self.status.success(),
             "{} failed ({}):\n{}",
@@ -197,7 +197,7 @@ impl Output {
 /// Runs a command with stdin from `input` (or nothing), stdout and stderr
 /// captured, for at most `limit`: past it the process is killed and the test
 /// fails. Blocking: call from `spawn_blocking` (see [`run_async`]).
-pub fn run(mut cmd: Command, input: Option<Vec<u8>>, limit: Duration) -> Output {
+pub(crate) fn run(mut cmd: Command, input: Option<Vec<u8>>, limit: Duration) -> Output {
     let command = format!("{cmd:?}");
     cmd.stdin(if input.is_some() {
         Stdio::piped()
@@ -256,7 +256,7 @@ pub fn run(mut cmd: Command, input: Option<Vec<u8>>, limit: Duration) -> Output 
 
 /// [`run`] on the blocking pool, so the server keeps running on the test's
 /// runtime meanwhile.
-pub async fn run_async(cmd: Command, input: Option<Vec<u8>>, limit: Duration) -> Output {
+pub(crate) async fn run_async(cmd: Command, input: Option<Vec<u8>>, limit: Duration) -> Output {
     match tokio::task::spawn_blocking(move || run(cmd, input, limit)).await {
         Ok(out) => out,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -264,7 +264,7 @@ pub async fn run_async(cmd: Command, input: Option<Vec<u8>>, limit: Duration) ->
 }
 
 /// The path of a program found on `PATH`.
-pub fn which(program: &str) -> Option<PathBuf> {
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
@@ -272,14 +272,14 @@ pub fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// Reads a file the test expects to exist.
-pub fn read(path: &Path) -> Vec<u8> {
+pub(crate) fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// Asserts two byte strings are equal without printing megabytes: the
 /// lengths and the first difference.
 #[track_caller]
-pub fn assert_bytes_eq(actual: &[u8], expected: &[u8], what: &str) {
+pub(crate) fn assert_bytes_eq(actual: &[u8], expected: &[u8], what: &str) {
     if actual == expected {
         return;
     }
@@ -307,7 +307,7 @@ pub fn assert_bytes_eq(actual: &[u8], expected: &[u8], what: &str) {
 
 /// `len` bytes of deterministic noise (xorshift), so a lost, repeated or
 /// reordered block shows up as a difference.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -324,7 +324,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// a tab, no final newline; longer than two blocks, with one CR and one LF
 /// placed so their two-byte netascii forms straddle the 512 and 1024 block
 /// boundaries.
-pub fn text_body() -> Vec<u8> {
+pub(crate) fn text_body() -> Vec<u8> {
     let mut t = Vec::new();
     // Wire bytes 0..=510 are 'a', the CR goes out as CR (511) NUL (512).
     t.extend(std::iter::repeat_n(b'a', 511));
@@ -350,7 +350,7 @@ pub fn text_body() -> Vec<u8> {
 
 /// The netascii form of `data` (RFC 764): LF → CR LF, CR → CR NUL. Written
 /// here independently of the server's encoder.
-pub fn to_netascii(data: &[u8]) -> Vec<u8> {
+pub(crate) fn to_netascii(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() * 2);
     for &b in data {
         match b {
