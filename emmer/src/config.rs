@@ -85,6 +85,11 @@ const MAX_UPLOAD: Setting = Setting {
     builder: "App::max_upload",
     var: "EMMER_MAX_UPLOAD",
 };
+const MAX_BUFFERED_UPLOADS: Setting = Setting {
+    what: "memory for uploads held whole",
+    builder: "Config::max_buffered_uploads",
+    var: "EMMER_MAX_BUFFERED_UPLOADS",
+};
 const MAX_TRANSFERS: Setting = Setting {
     what: "transfer limit",
     builder: "Config::max_transfers",
@@ -178,6 +183,11 @@ pub struct Config {
     /// Most transfers served at once (at least 1); a request beyond it is
     /// refused with ERROR 0 ("server busy"). Default 4096.
     pub max_transfers: usize,
+    /// The most memory held at once by uploads read whole for handlers
+    /// that take `data`, across all transfers (streaming handlers do not
+    /// count). An upload that would go beyond it ends with ERROR 3 ("try
+    /// again later"). Default 512 MiB.
+    pub max_buffered_uploads: u64,
     /// On shutdown, how long running transfers may go on. Default 5 s.
     pub shutdown_grace: Duration,
     /// When a client asks for `tsize` of a streamed body whose size is not
@@ -208,6 +218,7 @@ impl Default for Config {
             options: OptionLimits::default(),
             max_upload: DEFAULT_MAX_UPLOAD,
             max_transfers: DEFAULT_MAX_TRANSFERS,
+            max_buffered_uploads: 512 * 1024 * 1024,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             tsize_measure_limit: 0,
         }
@@ -226,6 +237,7 @@ impl Config {
     /// | `EMMER_MAX_TIMEOUT_MS` | [`App::retransmit_bounds`](crate::App::retransmit_bounds) | the longest wait between retransmissions, at most 255000 | `8000` |
     /// | `EMMER_RETRIES` | [`App::retries`](crate::App::retries) | retransmissions before a transfer is dropped | `5` |
     /// | `EMMER_MAX_UPLOAD` | [`App::max_upload`](crate::App::max_upload) | largest upload in bytes | `67108864` |
+    /// | `EMMER_MAX_BUFFERED_UPLOADS` | [`Config::max_buffered_uploads`] | memory for uploads held whole (`data` handlers), across transfers, in bytes | `536870912` |
     /// | `EMMER_MAX_TRANSFERS` | [`Config::max_transfers`] | transfers at once, at least 1 | `4096` |
     /// | `EMMER_MAX_BLKSIZE` | [`App::max_blksize`](crate::App::max_blksize) | largest blksize granted, 8..=65464 | `65464` |
     /// | `EMMER_MAX_WINDOWSIZE` | [`App::max_windowsize`](crate::App::max_windowsize) | largest windowsize granted, at least 1 | `64` |
@@ -273,6 +285,9 @@ impl Config {
         }
         if let Some(m) = MAX_UPLOAD.parse(lookup, "a size in bytes")? {
             c.max_upload = m;
+        }
+        if let Some(m) = MAX_BUFFERED_UPLOADS.parse(lookup, "a size in bytes")? {
+            c.max_buffered_uploads = m;
         }
         if let Some(m) = MAX_TRANSFERS.parse(lookup, "a count such as 4096")? {
             c.max_transfers = m;

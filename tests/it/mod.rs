@@ -13,6 +13,8 @@
 //! - [`engine`]: wire rules that need a second party or the OS.
 //! - [`policy`]: the request policy with raw packets from one client port:
 //!   repeats, superseding requests, lost first packets.
+//! - [`hostile`]: garbage dropped unanswered, ERRORs rate-limited, the
+//!   memory budget of uploads held whole.
 //! - [`examples`]: the example programs as users run them.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
@@ -22,6 +24,7 @@ mod clients;
 mod emmer_client;
 mod engine;
 mod examples;
+mod hostile;
 mod interop;
 mod policy;
 mod serve_dir;

@@ -97,7 +97,8 @@ impl WriteCall {
     {
         Self(Box::new(move |mut upload: Upload| {
             Job::Async(Box::pin(async move {
-                let data = upload.to_vec().await?;
+                // The memory stays counted until the handler is done.
+                let (data, _held) = upload.read_whole_counted().await?;
                 f(data)?.await.into_write_response()
             }))
         }))

@@ -7,11 +7,12 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::TftpError;
 
@@ -76,6 +77,14 @@ pub struct Upload {
     received: u64,
     /// Once the end has been read: the end of the file, or why not.
     end: Option<Result<(), TftpError>>,
+    /// The server's memory for uploads held whole, shared by all transfers.
+    budget: Option<Arc<Semaphore>>,
+}
+
+/// The memory budget of uploads held whole, in KiB permits.
+pub(crate) fn budget(bytes: u64) -> Arc<Semaphore> {
+    let kib = usize::try_from(bytes / 1024).unwrap_or(usize::MAX);
+    Arc::new(Semaphore::new(kib.min(Semaphore::MAX_PERMITS)))
 }
 
 impl fmt::Debug for Upload {
@@ -106,6 +115,7 @@ impl Upload {
                 current: Bytes::new(),
                 received: 0,
                 end: None,
+                budget: None,
             },
         )
     }
@@ -205,6 +215,50 @@ impl Upload {
             self.received += c.len() as u64;
         }
         Ok(c)
+    }
+
+    /// Draws on `budget` when the upload is read whole for a `data` handler.
+    pub(crate) fn within(mut self, budget: Arc<Semaphore>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Reads the whole upload into memory for a `data` handler, within the
+    /// server's budget for uploads held whole: the memory stays counted
+    /// until the returned permit is dropped (after the handler).
+    ///
+    /// # Errors
+    ///
+    /// The transfer was aborted, or the budget is spent (ERROR 3: the
+    /// client may try again later).
+    pub(crate) async fn read_whole_counted(
+        &mut self,
+    ) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), TftpError> {
+        let mut v = Vec::with_capacity(self.size_hint.unwrap_or(0).min(1 << 20) as usize);
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        while let Some(c) = self.chunk().await? {
+            v.extend_from_slice(&c);
+            let Some(budget) = &self.budget else { continue };
+            let need = v.len().div_ceil(1024);
+            let have = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+            if need > have {
+                let more = u32::try_from(need - have).unwrap_or(u32::MAX);
+                let permit = budget.clone().try_acquire_many_owned(more).map_err(|_| {
+                    tracing::warn!(
+                        bytes = v.len(),
+                        "uploads held in memory reached EMMER_MAX_BUFFERED_UPLOADS; refusing this one"
+                    );
+                    TftpError::disk_full(
+                        "the server holds too many uploads in memory; try again later",
+                    )
+                })?;
+                match &mut held {
+                    Some(h) => h.merge(permit),
+                    None => held = Some(permit),
+                }
+            }
+        }
+        Ok((v, held))
     }
 
     /// Reads the whole upload into memory.

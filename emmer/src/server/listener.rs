@@ -1,5 +1,12 @@
 //! The listening socket: receive, decode once, apply the request policy
 //! and the transfer limit, and hand each new request to a transfer task.
+//!
+//! Only requests are answered. A datagram that is not a request (too short,
+//! an unknown opcode, fields without their NUL) is dropped without a word,
+//! and counted: answering garbage would make the server an amplifier for
+//! spoofed source addresses. A request with a wrong mode or option list
+//! gets ERROR 4 saying what is wrong; every ERROR is rate-limited per
+//! source address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +17,16 @@ use tokio::sync::{Semaphore, watch};
 
 use super::session::{Admission, Sessions};
 use super::shutdown::{Phase, stopping};
+use super::timer::now;
 use super::{Shared, transfer};
 use crate::ErrorCode;
 use crate::handler::Request;
-use crate::proto::packet::{Packet, encode_error};
+use crate::proto::PacketError;
+use crate::proto::packet::Packet;
 use crate::route::Kind;
+
+/// How often, at most, the listener reports the garbage it dropped.
+const GARBAGE_REPORT: Duration = Duration::from_secs(10);
 
 /// RFC 2347 limits a request to 512 bytes; some clients send more options.
 const REQUEST_BUFFER: usize = 4096;
@@ -30,8 +42,8 @@ pub(crate) async fn listen(
     let sessions = Arc::new(Sessions::default());
     let mut stop = shutdown.subscribe();
     let mut buf = vec![0u8; REQUEST_BUFFER];
-    let mut out = Vec::with_capacity(256);
     let mut errors = 0u32;
+    let mut garbage = Garbage::default();
     loop {
         let (n, peer) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -56,10 +68,14 @@ pub(crate) async fn listen(
                 tracing::debug!(%peer, packet = ?other, "ignored a non-request packet on the listening port");
                 continue;
             }
-            Err(e) => {
+            Err(e) if answerable(&buf[..n], &e) => {
                 tracing::debug!(%peer, error = %e, "malformed request");
-                encode_error(&mut out, ErrorCode::IllegalOperation, &e.to_string());
-                let _ = socket.send_to(&out, peer).await;
+                let code = ErrorCode::IllegalOperation;
+                shared.errors.send(socket, peer, code, &e.to_string()).await;
+                continue;
+            }
+            Err(e) => {
+                garbage.dropped(peer, &e);
                 continue;
             }
         };
@@ -78,12 +94,11 @@ pub(crate) async fn listen(
                 max = shared.config.max_transfers,
                 "refused a request: too many transfers at once (EMMER_MAX_TRANSFERS)"
             );
-            encode_error(
-                &mut out,
-                ErrorCode::Undefined,
-                "server busy, try again later",
-            );
-            let _ = socket.send_to(&out, peer).await;
+            let busy = "server busy, try again later";
+            shared
+                .errors
+                .send(socket, peer, ErrorCode::Undefined, busy)
+                .await;
             continue;
         };
         let shared = shared.clone();
@@ -92,5 +107,70 @@ pub(crate) async fn listen(
             transfer::run(&shared, kind, request, session, stop).await;
             drop(permit);
         });
+    }
+}
+
+/// Whether a malformed datagram was a request after all (the opcode of an
+/// RRQ or WRQ and its strings terminated), whose sender deserves to learn
+/// what was wrong with it.
+fn answerable(datagram: &[u8], e: &PacketError) -> bool {
+    let request = matches!(datagram, [0, 1 | 2, ..]);
+    request
+        && matches!(
+            e,
+            PacketError::UnknownMode(_)
+                | PacketError::OptionWithoutValue(_)
+                | PacketError::EmptyFilename
+                | PacketError::NotUtf8(_)
+        )
+}
+
+/// Datagrams dropped as garbage, reported now and then.
+#[derive(Default)]
+struct Garbage {
+    count: u64,
+    reported: Option<std::time::Instant>,
+}
+
+impl Garbage {
+    fn dropped(&mut self, from: SocketAddr, e: &PacketError) {
+        self.count += 1;
+        tracing::debug!(%from, error = %e, "dropped a datagram that is not a request");
+        let now = now();
+        if self
+            .reported
+            .is_none_or(|t| now.saturating_duration_since(t) >= GARBAGE_REPORT)
+        {
+            tracing::warn!(
+                dropped = self.count,
+                last_from = %from,
+                "dropped datagrams on the listening port that are not TFTP requests"
+            );
+            self.reported = Some(now);
+            self.count = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_request_shaped_datagrams_are_answered() {
+        for (bytes, answered) in [
+            (&b"\x00\x01x\x00nonsense\x00"[..], true),
+            (b"\x00\x02x\x00octet\x00blksize\x00", true),
+            (b"\x00\x01\x00octet\x00", true),
+            (b"\x00", false),
+            (b"\x00\x01", false),
+            (b"\x00\x01file", false),
+            (b"\x00\x09abc\x00", false),
+            (b"\x00\x03\x00", false),
+            (b"GET / HTTP/1.1\r\n", false),
+        ] {
+            let e = Packet::decode(bytes).expect_err("malformed");
+            assert_eq!(answerable(bytes, &e), answered, "{bytes:?}: {e}");
+        }
     }
 }

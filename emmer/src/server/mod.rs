@@ -39,6 +39,10 @@ pub(crate) struct Shared {
     pub(crate) table: RouteTable,
     pub(crate) config: Config,
     pub(crate) state: Arc<StateMap>,
+    /// ERROR replies, rate-limited per source address.
+    pub(crate) errors: Arc<send::ErrorLimit>,
+    /// Memory for uploads held whole (`data` handlers), across transfers.
+    pub(crate) buffered: Arc<tokio::sync::Semaphore>,
 }
 
 /// A bound server, ready to [`serve`](Self::serve).
@@ -91,9 +95,11 @@ impl Server {
             socket,
             local,
             shared: Arc::new(Shared {
+                buffered: crate::handler::upload::budget(config.max_buffered_uploads),
                 table,
                 config,
                 state,
+                errors: Arc::new(send::ErrorLimit::new()),
             }),
             shutdown: Arc::new(tx),
         })

@@ -7,9 +7,12 @@
 //! `sendmsg`; the kernel cuts them apart. Elsewhere, or when the kernel
 //! refuses it, each packet goes out with its own `send_to`.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
@@ -31,6 +34,63 @@ pub(crate) fn udp_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<Udp
     UdpSocket::from_std(socket.into())
 }
 
+/// ERROR replies a source address may draw per second: enough for any
+/// real client, too few to make the server an amplifier for spoofed
+/// datagrams.
+const ERRORS_PER_SECOND: u32 = 8;
+/// The most source addresses the limiter remembers within one second;
+/// beyond them, no ERROR goes out until the next second.
+const ERROR_SOURCES: usize = 4096;
+
+/// Rate-limits ERROR replies per source address (an ERROR is the one
+/// packet the server sends to an address that never completed anything).
+#[derive(Debug)]
+pub(crate) struct ErrorLimit {
+    state: Mutex<(Instant, HashMap<IpAddr, u32>)>,
+}
+
+impl ErrorLimit {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new((super::timer::now(), HashMap::new())),
+        }
+    }
+
+    /// Whether an ERROR may go to `to` now (and counts it).
+    pub(crate) fn allow(&self, to: IpAddr) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (since, counts) = &mut *state;
+        let now = super::timer::now();
+        if now.saturating_duration_since(*since).as_secs() >= 1 {
+            *since = now;
+            counts.clear();
+        }
+        if counts.len() >= ERROR_SOURCES && !counts.contains_key(&to) {
+            return false;
+        }
+        let n = counts.entry(to).or_insert(0);
+        *n += 1;
+        *n <= ERRORS_PER_SECOND
+    }
+
+    /// Sends an ERROR to `to` from `socket`, unless the limit says no.
+    pub(crate) async fn send(
+        &self,
+        socket: &UdpSocket,
+        to: SocketAddr,
+        code: ErrorCode,
+        message: &str,
+    ) {
+        if !self.allow(to.ip()) {
+            tracing::debug!(%to, code = code.as_u16(), "ERROR not sent: too many to this address");
+            return;
+        }
+        let mut out = Vec::with_capacity(5 + message.len());
+        encode_error(&mut out, code, message);
+        let _ = socket.send_to(&out, to).await;
+    }
+}
+
 /// A transfer's line to its client: where its datagrams come from and its
 /// packets go. Today a socket of its own, bound to the address the request
 /// arrived on with a new port (a new transfer ID, RFC 1350 §4); a shared
@@ -39,14 +99,20 @@ pub(crate) fn udp_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<Udp
 pub(crate) struct Link {
     socket: UdpSocket,
     peer: SocketAddr,
+    errors: Arc<ErrorLimit>,
 }
 
 impl Link {
     /// A new socket on `local` (port 0) for talking to `peer`.
-    pub(crate) fn open(local: IpAddr, peer: SocketAddr) -> io::Result<Self> {
+    pub(crate) fn open(
+        local: IpAddr,
+        peer: SocketAddr,
+        errors: Arc<ErrorLimit>,
+    ) -> io::Result<Self> {
         Ok(Self {
             socket: udp_socket(SocketAddr::new(local, 0), 0)?,
             peer,
+            errors,
         })
     }
 
@@ -58,9 +124,10 @@ impl Link {
             Ok((n, from)) if from == self.peer => Some(n),
             Ok((_, from)) => {
                 tracing::debug!(%from, "datagram from an unknown transfer ID");
-                let mut out = Vec::with_capacity(48);
-                encode_error(&mut out, ErrorCode::UnknownTid, "unknown transfer ID");
-                let _ = self.socket.send_to(&out, from).await;
+                let e = ErrorCode::UnknownTid;
+                self.errors
+                    .send(&self.socket, from, e, "unknown transfer ID")
+                    .await;
                 None
             }
             Err(e) => {
@@ -76,6 +143,14 @@ impl Link {
         if let Err(e) = self.socket.send_to(packet, self.peer).await {
             tracing::debug!(error = %e, "send failed");
         }
+    }
+
+    /// Sends an ERROR to the peer (rate-limited like every ERROR to an
+    /// address that has not shown it is a real client).
+    pub(crate) async fn send_error(&self, code: ErrorCode, message: &str) {
+        self.errors
+            .send(&self.socket, self.peer, code, message)
+            .await;
     }
 
     /// Sends what the batch holds and empties it.

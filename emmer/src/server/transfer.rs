@@ -16,7 +16,6 @@ use super::timer::now;
 use super::{Shared, read, write};
 use crate::TftpError;
 use crate::handler::Request;
-use crate::proto::packet::encode_error;
 use crate::proto::{Mode, Negotiated, OptionLimits, Outcome, RequestedOptions, TransferConfig};
 use crate::route::{Kind, RouteLimits};
 
@@ -55,7 +54,8 @@ async fn serve(
     stop: watch::Receiver<Phase>,
 ) -> Report {
     // The transfer's own socket: a new TID (RFC 1350 §4).
-    let link = match Link::open(request.local_addr().ip(), request.peer()) {
+    let errors = shared.errors.clone();
+    let link = match Link::open(request.local_addr().ip(), request.peer(), errors) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "cannot open a socket for the transfer");
@@ -91,9 +91,7 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// Sends `e` to the client: the transfer ends before it started.
     pub(crate) async fn refuse(&self, route: Option<Arc<str>>, e: TftpError) -> Report {
-        let mut out = Vec::with_capacity(64 + e.message().len());
-        encode_error(&mut out, e.code(), e.message());
-        self.link.send(&out).await;
+        self.link.send_error(e.code(), e.message()).await;
         Report::new(route, Finish::failed(&e))
     }
 

@@ -56,6 +56,7 @@ pub(crate) async fn serve(cx: &mut Ctx<'_>, request: Request) -> Report {
     let config = cx.transfer_config(&neg);
 
     let (sender, upload) = Upload::channel(neg.tsize, usize::from(neg.params.windowsize) + 1);
+    let upload = upload.within(cx.shared.buffered.clone());
     let UploadSender { tx, mut started } = sender;
     let mut task = d.call.start(upload);
     // The handler decides first: returning before its first read refuses
