@@ -95,6 +95,11 @@ const MAX_TRANSFERS: Setting = Setting {
     builder: "Config::max_transfers",
     var: "EMMER_MAX_TRANSFERS",
 };
+const MAX_TRANSFERS_PER_HOST: Setting = Setting {
+    what: "transfer limit per client address",
+    builder: "Config::max_transfers_per_host",
+    var: "EMMER_MAX_TRANSFERS_PER_HOST",
+};
 const MAX_BLKSIZE: Setting = Setting {
     what: "largest blksize",
     builder: "App::max_blksize",
@@ -180,9 +185,17 @@ pub struct Config {
     pub options: OptionLimits,
     /// Largest upload accepted, in bytes. Default 64 MiB.
     pub max_upload: u64,
-    /// Most transfers served at once (at least 1); a request beyond it is
-    /// refused with ERROR 0 ("server busy"). Default 4096.
+    /// Most transfers served at once (at least 1); a request beyond it
+    /// waits up to 2 s for a transfer to end (its client's repeats are
+    /// dropped meanwhile), then is dropped, never answered "busy": in a
+    /// boot storm a client that waits boots, one refused fails. Default 4096.
     pub max_transfers: usize,
+    /// Most transfers served at once for one client address (0: no limit
+    /// but `max_transfers`). A request beyond a limit waits up to 2 s for a
+    /// transfer to end instead of being refused; when a slot frees, the
+    /// oldest waiting request of an address under its own limit starts.
+    /// Default 0.
+    pub max_transfers_per_host: usize,
     /// The most memory held at once by uploads read whole for handlers
     /// that take `data`, across all transfers (streaming handlers do not
     /// count). An upload that would go beyond it ends with ERROR 3 ("try
@@ -219,6 +232,7 @@ impl Default for Config {
             max_upload: DEFAULT_MAX_UPLOAD,
             max_transfers: DEFAULT_MAX_TRANSFERS,
             max_buffered_uploads: 512 * 1024 * 1024,
+            max_transfers_per_host: 0,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             tsize_measure_limit: 0,
         }
@@ -237,6 +251,7 @@ impl Config {
     /// | `EMMER_MAX_TIMEOUT_MS` | [`App::retransmit_bounds`](crate::App::retransmit_bounds) | the longest wait between retransmissions, at most 255000 | `8000` |
     /// | `EMMER_RETRIES` | [`App::retries`](crate::App::retries) | retransmissions before a transfer is dropped | `5` |
     /// | `EMMER_MAX_UPLOAD` | [`App::max_upload`](crate::App::max_upload) | largest upload in bytes | `67108864` |
+    /// | `EMMER_MAX_TRANSFERS_PER_HOST` | [`Config::max_transfers_per_host`] | transfers at once for one client address, 0 for no limit | `0` |
     /// | `EMMER_MAX_BUFFERED_UPLOADS` | [`Config::max_buffered_uploads`] | memory for uploads held whole (`data` handlers), across transfers, in bytes | `536870912` |
     /// | `EMMER_MAX_TRANSFERS` | [`Config::max_transfers`] | transfers at once, at least 1 | `4096` |
     /// | `EMMER_MAX_BLKSIZE` | [`App::max_blksize`](crate::App::max_blksize) | largest blksize granted, 8..=65464 | `65464` |
@@ -285,6 +300,9 @@ impl Config {
         }
         if let Some(m) = MAX_UPLOAD.parse(lookup, "a size in bytes")? {
             c.max_upload = m;
+        }
+        if let Some(m) = MAX_TRANSFERS_PER_HOST.parse(lookup, "a count such as 32")? {
+            c.max_transfers_per_host = m;
         }
         if let Some(m) = MAX_BUFFERED_UPLOADS.parse(lookup, "a size in bytes")? {
             c.max_buffered_uploads = m;

@@ -126,3 +126,54 @@ async fn uploads_held_whole_share_one_memory_budget() {
         .await
         .expect("fits once the first handler returned");
 }
+
+/// At the transfer limit a request waits for a slot instead of drawing
+/// "server busy"; a client address at its own limit lets other addresses
+/// go first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_limits_wait_and_other_hosts_go_first() {
+    let mut app = App::empty().route_read("slow", |req: &Request| {
+        std::thread::sleep(Duration::from_millis(400));
+        req.client_host().to_string()
+    });
+    app.config_mut().max_transfers = 2;
+    app.config_mut().max_transfers_per_host = 1;
+    let server = TestServer::start(app).await;
+    let addr = server.addr();
+    let fetch = move |from: &'static str| {
+        std::thread::spawn(move || {
+            let s = UdpSocket::bind(from).unwrap();
+            s.send_to(b"\x00\x01slow\x00octet\x00", addr).unwrap();
+            let got = answers_until_data(&s, Duration::from_secs(3));
+            (got, Instant::now())
+        })
+    };
+    let a1 = fetch("127.0.0.1:0");
+    std::thread::sleep(Duration::from_millis(50));
+    let a2 = fetch("127.0.0.1:0");
+    std::thread::sleep(Duration::from_millis(50));
+    let b = fetch("127.0.0.2:0");
+    let (a1, a1_at) = a1.join().unwrap();
+    let (a2, a2_at) = a2.join().unwrap();
+    let (b, b_at) = b.join().unwrap();
+    assert_eq!(a1, b"\x00\x03\x00\x01127.0.0.1");
+    assert_eq!(
+        a2, b"\x00\x03\x00\x01127.0.0.1",
+        "the second waited, no ERROR"
+    );
+    assert_eq!(b, b"\x00\x03\x00\x01127.0.0.2");
+    assert!(b_at < a2_at, "the other host went first");
+    assert!(a1_at < a2_at);
+}
+
+/// The first packet from the server (DATA or ERROR), within `wait`; a DATA
+/// is acknowledged at once, so the transfer ends.
+fn answers_until_data(s: &UdpSocket, wait: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 1024];
+    let (n, from) = s.recv_from(&mut buf).expect("an answer");
+    if buf.starts_with(b"\x00\x03") {
+        s.send_to(&[0, 4, buf[2], buf[3]], from).unwrap();
+    }
+    buf[..n].to_vec()
+}

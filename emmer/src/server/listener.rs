@@ -1,5 +1,6 @@
 //! The listening socket: receive, decode once, apply the request policy
-//! and the transfer limit, and hand each new request to a transfer task.
+//! and the transfer limits (`gate`: a request beyond them waits a little
+//! instead of being refused), and hand each new request to a transfer task.
 //!
 //! Only requests are answered. A datagram that is not a request (too short,
 //! an unknown opcode, fields without their NUL) is dropped without a word,
@@ -13,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
-use super::session::{Admission, Sessions};
+use super::gate::{Gate, Slot, WaitingRoom};
+use super::session::{Admission, Session, Sessions};
 use super::shutdown::{Phase, stopping};
 use super::timer::now;
 use super::{Shared, transfer};
@@ -31,15 +33,34 @@ const GARBAGE_REPORT: Duration = Duration::from_secs(10);
 /// RFC 2347 limits a request to 512 bytes; some clients send more options.
 const REQUEST_BUFFER: usize = 4096;
 
+/// The most requests waiting for a slot.
+const WAITING_ROOM: usize = 4096;
+
+/// A request admitted by the policy, waiting for or holding a slot.
+struct Admitted {
+    kind: Kind,
+    request: Request,
+    session: Session,
+}
+
 /// Receives requests until the server stops.
 pub(crate) async fn listen(
     socket: &UdpSocket,
     local: SocketAddr,
     shared: &Arc<Shared>,
-    permits: &Arc<Semaphore>,
+    gate: &Arc<Gate>,
     shutdown: &watch::Sender<Phase>,
 ) {
     let sessions = Arc::new(Sessions::default());
+    let mut waiting = WaitingRoom::new(WAITING_ROOM);
+    let start = |slot: Slot, a: Admitted| {
+        let shared = shared.clone();
+        let stop = shutdown.subscribe();
+        tokio::spawn(async move {
+            transfer::run(&shared, a.kind, a.request, a.session, stop).await;
+            drop(slot);
+        });
+    };
     let mut stop = shutdown.subscribe();
     let mut buf = vec![0u8; REQUEST_BUFFER];
     let mut errors = 0u32;
@@ -59,6 +80,18 @@ pub(crate) async fn listen(
                     continue;
                 }
             },
+            () = gate.ended(), if !waiting.is_empty() => {
+                for (slot, a) in waiting.release(gate, now(), gave_up) {
+                    start(slot, a);
+                }
+                continue;
+            }
+            () = wait_until(waiting.next_expiry()), if !waiting.is_empty() => {
+                for (slot, a) in waiting.release(gate, now(), gave_up) {
+                    start(slot, a);
+                }
+                continue;
+            }
             () = stopping(&mut stop) => return,
         };
         let (kind, packet) = match Packet::decode(&buf[..n]) {
@@ -87,26 +120,52 @@ pub(crate) async fn listen(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(
-                %peer,
-                file = request.filename(),
-                max = shared.config.max_transfers,
-                "refused a request: too many transfers at once (EMMER_MAX_TRANSFERS)"
-            );
-            let busy = "server busy, try again later";
-            shared
-                .errors
-                .send(socket, peer, ErrorCode::Undefined, busy)
-                .await;
-            continue;
+        let admitted = Admitted {
+            kind,
+            request,
+            session,
         };
-        let shared = shared.clone();
-        let stop = shutdown.subscribe();
-        tokio::spawn(async move {
-            transfer::run(&shared, kind, request, session, stop).await;
-            drop(permit);
-        });
+        match gate.try_enter(peer.ip()) {
+            Some(slot) if waiting.is_empty() => start(slot, admitted),
+            // Others waited first.
+            Some(slot) => {
+                drop(slot);
+                wait(&mut waiting, peer, admitted);
+            }
+            None => wait(&mut waiting, peer, admitted),
+        }
+    }
+}
+
+/// Lets a request wait for a slot; a full waiting room drops it silently
+/// (the client sends it again).
+fn wait(waiting: &mut WaitingRoom<Admitted>, peer: SocketAddr, a: Admitted) {
+    tracing::debug!(%peer, file = a.request.filename(), "at the transfer limit: the request waits");
+    if let Err(a) = waiting.push(peer.ip(), now(), a) {
+        tracing::warn!(
+            %peer,
+            file = a.request.filename(),
+            "dropped a request: the transfer limit is reached and {WAITING_ROOM} requests wait \
+             (EMMER_MAX_TRANSFERS, EMMER_MAX_TRANSFERS_PER_HOST)"
+        );
+    }
+}
+
+/// A request that waited too long for a slot; the client's next copy of it
+/// is a new request.
+fn gave_up(a: Admitted) {
+    tracing::warn!(
+        peer = %a.request.peer(),
+        file = a.request.filename(),
+        "dropped a request that waited too long for a free transfer slot \
+         (EMMER_MAX_TRANSFERS, EMMER_MAX_TRANSFERS_PER_HOST)"
+    );
+}
+
+async fn wait_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `timer`: a transfer's one timer; `send`: sockets, a transfer's link to
 //!   its client, GSO batches; `shutdown`: stopping with a grace period.
 
+mod gate;
 mod listener;
 mod read;
 mod send;
@@ -132,8 +133,12 @@ impl Server {
         // At least 1: `App::bind` validated the configuration.
         let max = shared.config.max_transfers;
         let permits = Arc::new(Semaphore::new(max));
+        let gate = Arc::new(gate::Gate::new(
+            permits.clone(),
+            shared.config.max_transfers_per_host,
+        ));
         tracing::info!(addr = %local, routes = shared.table.routes().len(), "emmer listening");
-        listener::listen(&socket, local, &shared, &permits, &shutdown).await;
+        listener::listen(&socket, local, &shared, &gate, &shutdown).await;
         let grace = shared.config.shutdown_grace;
         tracing::info!(addr = %local, grace = ?grace, "shutting down; waiting for running transfers");
         let all = u32::try_from(max).unwrap_or(u32::MAX);
