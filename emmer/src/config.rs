@@ -191,9 +191,8 @@ pub struct Config {
     /// boot storm a client that waits boots, one refused fails. Default 4096.
     pub max_transfers: usize,
     /// Most transfers served at once for one client address (0: no limit
-    /// but `max_transfers`). A request beyond a limit waits up to 2 s for a
-    /// transfer to end instead of being refused; when a slot frees, the
-    /// oldest waiting request of an address under its own limit starts.
+    /// but `max_transfers`). A request beyond it is refused at once with
+    /// ERROR 0 saying so, so that one address cannot crowd out the others.
     /// Default 0.
     pub max_transfers_per_host: usize,
     /// The most memory held at once by uploads read whole for handlers

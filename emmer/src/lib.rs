@@ -93,11 +93,16 @@ pub use proto::{Mode, Rollover};
 pub use server::{Server, ShutdownHandle};
 
 /// Serves the routes declared with [`route_read`] and [`route_write`] until the
-/// process is stopped.
+/// process is told to stop.
 ///
 /// Listens on 127.0.0.1:3942 unless `EMMER_HOST` / `EMMER_PORT` (or the other
 /// `EMMER_*` variables, see [`Config::from_env`]) say otherwise. Starts a
 /// multi-threaded tokio runtime; from async code use [`App::serve`].
+///
+/// SIGTERM (what a Kubernetes rolling update sends) and SIGINT (Ctrl-C)
+/// stop it cleanly: no new requests are taken, running transfers get
+/// [`Config::shutdown_grace`] to finish, the rest end with ERROR 0 ("server
+/// is shutting down"), and `run` returns `Ok` (the process exits 0).
 ///
 /// # Errors
 ///
@@ -117,5 +122,36 @@ pub fn run() -> Result<()> {
         .enable_all()
         .thread_name("emmer")
         .build()?;
-    rt.block_on(app.serve())
+    rt.block_on(async {
+        let server = app.bind().await?;
+        let stop = server.shutdown_handle();
+        tokio::spawn(async move {
+            let signal = stop_signal().await;
+            tracing::info!(
+                signal,
+                "stopping: no new requests; running transfers may finish"
+            );
+            stop.shutdown();
+        });
+        server.serve().await
+    })
+}
+
+/// Resolves with the name of the first stop signal the process gets.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            return tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
 }

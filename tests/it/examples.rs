@@ -246,3 +246,38 @@ async fn uploads_stores_backups_of_known_switches_only() {
     assert_eq!(code(ex.client().put("backups/sw-2.cfg", b"x").await), 2);
     assert!(!dir.join("sw-2.cfg").exists());
 }
+
+/// SIGTERM (a rolling update) and SIGINT stop `emmer::run()` cleanly: the
+/// process exits 0 within the grace period.
+#[tokio::test]
+async fn run_stops_cleanly_on_sigterm_and_sigint() {
+    for signal in ["TERM", "INT"] {
+        let Some(mut ex) = start("hello", vec![], vec![]).await else {
+            return;
+        };
+        // It serves, then it is told to stop.
+        assert_eq!(ex.client().get("x").await.unwrap(), b"example_output");
+        let pid = ex.child.id().to_string();
+        let killed = Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(status) = ex.child.try_wait().unwrap() {
+                    return status;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still running 10 s after SIG{signal}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "SIG{signal}: exit {status}");
+    }
+}

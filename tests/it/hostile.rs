@@ -128,10 +128,10 @@ async fn uploads_held_whole_share_one_memory_budget() {
 }
 
 /// At the transfer limit a request waits for a slot instead of drawing
-/// "server busy"; a client address at its own limit lets other addresses
-/// go first.
+/// "server busy"; an address over its own limit is told so at once, while
+/// other addresses are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_beyond_the_limits_wait_and_other_hosts_go_first() {
+async fn requests_beyond_the_limits_wait_or_are_told_why() {
     let mut app = App::empty().route_read("slow", |req: &Request| {
         std::thread::sleep(Duration::from_millis(400));
         req.client_host().to_string()
@@ -153,17 +153,25 @@ async fn requests_beyond_the_limits_wait_and_other_hosts_go_first() {
     let a2 = fetch("127.0.0.1:0");
     std::thread::sleep(Duration::from_millis(50));
     let b = fetch("127.0.0.2:0");
+    std::thread::sleep(Duration::from_millis(50));
+    // Both slots are taken: this one waits for a1 or b to end.
+    let c = fetch("127.0.0.3:0");
     let (a1, a1_at) = a1.join().unwrap();
-    let (a2, a2_at) = a2.join().unwrap();
-    let (b, b_at) = b.join().unwrap();
+    let (a2, _) = a2.join().unwrap();
+    let (b, _) = b.join().unwrap();
+    let (c, c_at) = c.join().unwrap();
     assert_eq!(a1, b"\x00\x03\x00\x01127.0.0.1");
-    assert_eq!(
-        a2, b"\x00\x03\x00\x01127.0.0.1",
-        "the second waited, no ERROR"
+    assert!(
+        a2.starts_with(b"\x00\x05\x00\x00"),
+        "ERROR 0 for host 1's second: {a2:?}"
     );
+    assert!(String::from_utf8_lossy(&a2).contains("too many transfers from your address"));
     assert_eq!(b, b"\x00\x03\x00\x01127.0.0.2");
-    assert!(b_at < a2_at, "the other host went first");
-    assert!(a1_at < a2_at);
+    assert_eq!(
+        c, b"\x00\x03\x00\x01127.0.0.3",
+        "waited, then served, no ERROR"
+    );
+    assert!(a1_at < c_at);
 }
 
 /// The first packet from the server (DATA or ERROR), within `wait`; a DATA

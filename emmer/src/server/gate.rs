@@ -1,15 +1,16 @@
-//! Who starts now when the server is loaded: a global limit on transfers,
-//! a limit per client address, and a short waiting room instead of
-//! "server busy".
+//! Who starts now when the server is loaded: a global limit on transfers
+//! with a short waiting room instead of "server busy", and a limit per
+//! client address.
 //!
 //! In a boot storm, a client refused with an ERROR fails its boot; one
 //! whose request waits a little starts as soon as a transfer ends, and
 //! transfers already under way keep their pace because they never compete
 //! with more new ones than the limit allows. A request waits at most
 //! [`WAIT_AT_MOST`]: by then the client has sent it again (the copy finds
-//! the request waiting and is dropped) or given up. When a transfer ends,
-//! the oldest waiting request whose client is under its own limit starts:
-//! one busy address cannot starve the others.
+//! the request waiting and is dropped) or given up. One address over its
+//! own limit is told so at once (ERROR 0), so that it cannot crowd out the
+//! others; when a slot frees, the oldest waiting request of an address
+//! under its limit starts.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -29,6 +30,15 @@ pub(crate) struct Gate {
     hosts: Mutex<HashMap<IpAddr, usize>>,
     /// A transfer ended: a waiting request may start.
     ended: Notify,
+}
+
+/// Which limit a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// The server's: the request may wait.
+    Server,
+    /// Its address has this many transfers already.
+    Host(usize),
 }
 
 /// A running transfer's place within the limits; dropping it frees it.
@@ -66,15 +76,19 @@ impl Gate {
     }
 
     /// A slot for a transfer of `host`, if both limits allow it now.
-    pub(crate) fn try_enter(self: &Arc<Self>, host: IpAddr) -> Option<Slot> {
+    pub(crate) fn try_enter(self: &Arc<Self>, host: IpAddr) -> Result<Slot, Full> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         let n = hosts.get(&host).copied().unwrap_or(0);
         if self.per_host > 0 && n >= self.per_host {
-            return None;
+            return Err(Full::Host(self.per_host));
         }
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Full::Server)?;
         hosts.insert(host, n + 1);
-        Some(Slot {
+        Ok(Slot {
             gate: self.clone(),
             host,
             _permit: permit,
@@ -136,7 +150,7 @@ impl<T> WaitingRoom<T> {
         for (host, since, request) in self.queue.drain(..) {
             if now.saturating_duration_since(since) >= WAIT_AT_MOST {
                 expired(request);
-            } else if let Some(slot) = gate.try_enter(host) {
+            } else if let Ok(slot) = gate.try_enter(host) {
                 ready.push((slot, request));
             } else {
                 waiting.push_back((host, since, request));

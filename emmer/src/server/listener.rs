@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use super::gate::{Gate, Slot, WaitingRoom};
+use super::gate::{Full, Gate, Slot, WaitingRoom};
 use super::session::{Admission, Session, Sessions};
 use super::shutdown::{Phase, stopping};
 use super::timer::now;
@@ -126,13 +126,27 @@ pub(crate) async fn listen(
             session,
         };
         match gate.try_enter(peer.ip()) {
-            Some(slot) if waiting.is_empty() => start(slot, admitted),
+            Ok(slot) if waiting.is_empty() => start(slot, admitted),
             // Others waited first.
-            Some(slot) => {
+            Ok(slot) => {
                 drop(slot);
                 wait(&mut waiting, peer, admitted);
             }
-            None => wait(&mut waiting, peer, admitted),
+            Err(Full::Server) => wait(&mut waiting, peer, admitted),
+            Err(Full::Host(n)) => {
+                tracing::warn!(
+                    %peer,
+                    file = admitted.request.filename(),
+                    "refused a request: this address has {n} transfers under way \
+                     (EMMER_MAX_TRANSFERS_PER_HOST)"
+                );
+                let message =
+                    format!("too many transfers from your address ({n} at once); try again later");
+                shared
+                    .errors
+                    .send(socket, peer, ErrorCode::Undefined, &message)
+                    .await;
+            }
         }
     }
 }
@@ -146,7 +160,7 @@ fn wait(waiting: &mut WaitingRoom<Admitted>, peer: SocketAddr, a: Admitted) {
             %peer,
             file = a.request.filename(),
             "dropped a request: the transfer limit is reached and {WAITING_ROOM} requests wait \
-             (EMMER_MAX_TRANSFERS, EMMER_MAX_TRANSFERS_PER_HOST)"
+             (EMMER_MAX_TRANSFERS)"
         );
     }
 }
