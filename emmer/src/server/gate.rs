@@ -174,14 +174,11 @@ mod tests {
         let gate = Arc::new(Gate::new(Arc::new(Semaphore::new(3)), 2));
         let a1 = gate.try_enter(host(1)).expect("first of host 1");
         let a2 = gate.try_enter(host(1)).expect("second of host 1");
-        assert!(gate.try_enter(host(1)).is_none(), "host 1 is at its limit");
+        assert_eq!(gate.try_enter(host(1)).unwrap_err(), Full::Host(2));
         let b1 = gate.try_enter(host(2)).expect("host 2 is not");
-        assert!(
-            gate.try_enter(host(3)).is_none(),
-            "the server is at its limit"
-        );
+        assert_eq!(gate.try_enter(host(3)).unwrap_err(), Full::Server);
         drop(a1);
-        assert!(gate.try_enter(host(3)).is_some(), "a slot is free again");
+        assert!(gate.try_enter(host(3)).is_ok(), "a slot is free again");
         drop((a2, b1));
     }
 
