@@ -10,6 +10,7 @@ use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, StateMap};
 use crate::proto::Rollover;
 use crate::route::{Handler, RouteSpec, RouteTable, registered};
 use crate::server::Server;
+use crate::server::socket::Net;
 use crate::{Config, Result, TftpOption};
 
 /// A TFTP application: routes, shared state and configuration.
@@ -35,6 +36,8 @@ pub struct App {
     builder_routes: usize,
     config: Config,
     state: Arc<StateMap>,
+    /// The operating system's network, or a simulated one in tests.
+    net: Net,
 }
 
 impl std::fmt::Debug for App {
@@ -69,7 +72,14 @@ impl App {
             builder_routes: 0,
             config: Config::default(),
             state: Arc::new(StateMap::default()),
+            net: Net::Os,
         }
+    }
+
+    /// Serves on a simulated network instead of the operating system's.
+    pub(crate) fn on_net(mut self, net: Net) -> Self {
+        self.net = net;
+        self
     }
 
     /// [`App::new`] configured by [`Config::from_env`], as [`run`](crate::run) does.
@@ -393,7 +403,7 @@ impl App {
     pub async fn bind(self) -> Result<Server> {
         self.config.validate()?;
         let table = self.table()?;
-        Server::bind(table, self.config, self.state).await
+        Server::bind(table, self.config, self.state, self.net).await
     }
 
     /// Binds and serves until the process ends.

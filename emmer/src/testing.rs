@@ -58,7 +58,6 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
 use crate::proto::block::{resolve, to_wire};
@@ -66,6 +65,8 @@ use crate::proto::netascii::{NetasciiDecoder, NetasciiEncoder};
 use crate::proto::packet::{DATA_HEADER, encode_ack, encode_data_header, encode_error};
 use crate::proto::{Mode, Packet, Rollover};
 use crate::server::ShutdownHandle;
+pub use crate::server::sim::{SimDatagram, SimNet, SimStats};
+use crate::server::socket::{Net, Socket};
 use crate::{App, ErrorCode};
 
 /// A server on 127.0.0.1 with a free port, stopped when dropped.
@@ -73,6 +74,7 @@ use crate::{App, ErrorCode};
 pub struct TestServer {
     addr: SocketAddr,
     stop: ShutdownHandle,
+    net: Option<SimNet>,
 }
 
 impl TestServer {
@@ -83,6 +85,21 @@ impl TestServer {
     /// When the app's routes are invalid or the socket cannot be bound: a
     /// test cannot go on then.
     pub async fn start(app: App) -> Self {
+        Self::start_with(app, None).await
+    }
+
+    /// Binds `app` to 127.0.0.1:0 of a simulated network and serves it on
+    /// the current runtime; [`client`](Self::client) talks over the same
+    /// network. See [`SimNet`].
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub async fn start_on(app: App, net: &SimNet) -> Self {
+        Self::start_with(app.on_net(Net::Sim(net.clone())), Some(net.clone())).await
+    }
+
+    async fn start_with(app: App, net: Option<SimNet>) -> Self {
         let server = app
             .bind_to(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
             .bind()
@@ -95,7 +112,7 @@ impl TestServer {
                 tracing::error!(error = %e, "test server stopped");
             }
         });
-        Self { addr, stop }
+        Self { addr, stop, net }
     }
 
     /// The server's address.
@@ -103,9 +120,14 @@ impl TestServer {
         self.addr
     }
 
-    /// A client for this server with default settings.
+    /// A client for this server with default settings (on its simulated
+    /// network, if it has one).
     pub fn client(&self) -> Client {
-        Client::new(self.addr)
+        let client = Client::new(self.addr);
+        match &self.net {
+            Some(net) => client.on(net),
+            None => client,
+        }
     }
 }
 
@@ -177,6 +199,7 @@ pub struct Client {
     wait: Duration,
     retries: u32,
     extra: Vec<(String, String)>,
+    net: Net,
 }
 
 /// What a transfer negotiated, as [`Client::get_with_info`] reports it.
@@ -214,7 +237,16 @@ impl Client {
             wait: Duration::from_secs(1),
             retries: 5,
             extra: Vec::new(),
+            net: Net::Os,
         }
+    }
+
+    /// Talks over a simulated network (see [`SimNet`]) instead of the
+    /// operating system's. [`TestServer::client`] sets it for a server
+    /// started with [`TestServer::start_on`].
+    pub fn on(mut self, net: &SimNet) -> Self {
+        self.net = Net::Sim(net.clone());
+        self
     }
 
     /// Asks for a block size (RFC 2348).
@@ -263,6 +295,13 @@ impl Client {
         self
     }
 
+    /// How many times this client sends a packet again before it gives up
+    /// (default 5).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
     /// Downloads a file.
     ///
     /// # Errors
@@ -303,14 +342,14 @@ impl Client {
         p
     }
 
-    async fn socket(&self) -> Result<UdpSocket, ClientError> {
+    async fn socket(&self) -> Result<Socket, ClientError> {
         let any = match self.server.ip() {
             IpAddr::V4(v) if v.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(v) if v.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        Ok(UdpSocket::bind(SocketAddr::new(any, 0)).await?)
+        Ok(self.net.bind(SocketAddr::new(any, 0), 0)?)
     }
 
     /// Downloads a file and reports what was negotiated.
@@ -372,6 +411,15 @@ impl Client {
                     last_sent.clone_from(&out);
                     sock.send_to(&out, from).await?;
                     tries = 0;
+                }
+                // The OACK again: our ACK 0 was lost (before any DATA), or
+                // a late copy (after), which is ignored.
+                Packet::Oack { .. } => {
+                    if next == 1 {
+                        encode_ack(&mut out, 0);
+                        last_sent.clone_from(&out);
+                        sock.send_to(&out, from).await?;
+                    }
                 }
                 Packet::Data { block, data } => {
                     peer.get_or_insert(from);
@@ -544,6 +592,13 @@ impl Client {
                         }
                         // An old ACK: ignore it (no Sorcerer's Apprentice).
                     }
+                    // The server sent its OACK again: DATA 1 was lost.
+                    Packet::Oack { .. } if acked == 0 => {
+                        resend = true;
+                        break;
+                    }
+                    // A late copy of the OACK.
+                    Packet::Oack { .. } => {}
                     other => {
                         return Err(ClientError::Protocol(format!(
                             "unexpected packet during a write: {other:?}"

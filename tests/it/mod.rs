@@ -15,6 +15,7 @@
 //!   repeats, superseding requests, lost first packets.
 //! - [`hostile`]: garbage dropped unanswered, ERRORs rate-limited, the
 //!   memory budget of uploads held whole.
+//! - [`sim`]: transfers over the simulated network of `emmer::testing`.
 //! - [`examples`]: the example programs as users run them.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
@@ -28,4 +29,5 @@ mod hostile;
 mod interop;
 mod policy;
 mod serve_dir;
+mod sim;
 mod support;

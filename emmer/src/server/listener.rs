@@ -13,12 +13,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use super::gate::{Full, Gate, Slot, WaitingRoom};
 use super::session::{Admission, Session, Sessions};
 use super::shutdown::{Phase, stopping};
+use super::socket::Socket;
 use super::timer::now;
 use super::{Shared, transfer};
 use crate::ErrorCode;
@@ -45,7 +45,7 @@ struct Admitted {
 
 /// Receives requests until the server stops.
 pub(crate) async fn listen(
-    socket: &UdpSocket,
+    socket: &Socket,
     local: SocketAddr,
     shared: &Arc<Shared>,
     gate: &Arc<Gate>,

@@ -15,6 +15,8 @@ mod read;
 mod send;
 mod session;
 mod shutdown;
+pub(crate) mod sim;
+pub(crate) mod socket;
 mod source;
 mod timer;
 mod transfer;
@@ -24,7 +26,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, watch};
 
 pub use shutdown::ShutdownHandle;
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) errors: Arc<send::ErrorLimit>,
     /// Memory for uploads held whole (`data` handlers), across transfers.
     pub(crate) buffered: Arc<tokio::sync::Semaphore>,
+    /// Where the transfers' sockets come from.
+    pub(crate) net: socket::Net,
 }
 
 /// A bound server, ready to [`serve`](Self::serve).
@@ -62,7 +65,7 @@ pub(crate) struct Shared {
 /// # }
 /// ```
 pub struct Server {
-    socket: UdpSocket,
+    socket: socket::Socket,
     local: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Arc<watch::Sender<Phase>>,
@@ -86,9 +89,11 @@ impl Server {
         table: RouteTable,
         config: Config,
         state: Arc<StateMap>,
+        net: socket::Net,
     ) -> Result<Self> {
         let addr = config.bind;
-        let socket = send::udp_socket(addr, LISTEN_RECV_BUFFER)
+        let socket = net
+            .bind(addr, LISTEN_RECV_BUFFER)
             .map_err(|source| Error::Bind { addr, source })?;
         let local = socket.local_addr()?;
         let (tx, _rx) = watch::channel(Phase::Running);
@@ -101,6 +106,7 @@ impl Server {
                 config,
                 state,
                 errors: Arc::new(send::ErrorLimit::new()),
+                net,
             }),
             shutdown: Arc::new(tx),
         })

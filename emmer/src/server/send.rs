@@ -16,23 +16,9 @@ use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
+use super::socket::{Net, Socket};
 use crate::ErrorCode;
 use crate::proto::packet::encode_error;
-
-/// A UDP socket bound to `addr`, registered with tokio, with a receive
-/// buffer of `recv_buffer` bytes if the kernel grants it (0 keeps its
-/// default).
-pub(crate) fn udp_socket(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if recv_buffer > 0 {
-        // Best effort: a smaller buffer only means more retransmissions.
-        let _ = socket.set_recv_buffer_size(recv_buffer);
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
-}
 
 /// ERROR replies a source address may draw per second: enough for any
 /// real client, too few to make the server an amplifier for spoofed
@@ -76,7 +62,7 @@ impl ErrorLimit {
     /// Sends an ERROR to `to` from `socket`, unless the limit says no.
     pub(crate) async fn send(
         &self,
-        socket: &UdpSocket,
+        socket: &Socket,
         to: SocketAddr,
         code: ErrorCode,
         message: &str,
@@ -97,7 +83,7 @@ impl ErrorLimit {
 /// socket fed by the listener fits behind the same methods, so the transfer
 /// loops do not know which they have.
 pub(crate) struct Link {
-    socket: UdpSocket,
+    socket: Socket,
     peer: SocketAddr,
     errors: Arc<ErrorLimit>,
 }
@@ -105,12 +91,13 @@ pub(crate) struct Link {
 impl Link {
     /// A new socket on `local` (port 0) for talking to `peer`.
     pub(crate) fn open(
+        net: &Net,
         local: IpAddr,
         peer: SocketAddr,
         errors: Arc<ErrorLimit>,
     ) -> io::Result<Self> {
         Ok(Self {
-            socket: udp_socket(SocketAddr::new(local, 0), 0)?,
+            socket: net.bind(SocketAddr::new(local, 0), 0)?,
             peer,
             errors,
         })
@@ -159,7 +146,7 @@ impl Link {
     }
 
     /// The socket, to size its buffers.
-    pub(crate) fn socket(&self) -> &UdpSocket {
+    pub(crate) fn socket(&self) -> &Socket {
         &self.socket
     }
 }
@@ -221,8 +208,9 @@ impl Batch {
             .iter()
             .all(|&l| l == self.segment)
             && self.lens[self.count - 1] <= self.segment;
-        if self.count > 1 && uniform && gso_available() {
-            match send_segments(&link.socket, link.peer, &self.buf, self.segment).await {
+        let os = link.socket.os().filter(|_| gso_available());
+        if let (Some(os), true) = (os, self.count > 1 && uniform) {
+            match send_segments(os, link.peer, &self.buf, self.segment).await {
                 Ok(()) => return self.clear(),
                 Err(e) => {
                     tracing::debug!(error = %e, "UDP segmentation offload refused; sending packets one by one");

@@ -55,7 +55,8 @@ async fn serve(
 ) -> Report {
     // The transfer's own socket: a new TID (RFC 1350 §4).
     let errors = shared.errors.clone();
-    let link = match Link::open(request.local_addr().ip(), request.peer(), errors) {
+    let local = request.local_addr().ip();
+    let link = match Link::open(&shared.net, local, request.peer(), errors) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "cannot open a socket for the transfer");

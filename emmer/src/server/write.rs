@@ -13,10 +13,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::socket::Socket;
 use super::timer::{Timer, due, now};
 use super::transfer::{Ctx, Finish, Report, Signal, Waited};
 use crate::handler::call::verdict;
@@ -104,10 +104,10 @@ pub(crate) async fn serve(cx: &mut Ctx<'_>, request: Request) -> Report {
 
 /// How many blocks of `blksize` the socket's receive queue holds, after
 /// asking for room for `windowsize` of them (at least 1).
-fn window_fits(socket: &UdpSocket, blksize: u16, windowsize: u16) -> u16 {
-    if windowsize <= 1 {
-        return 1;
-    }
+fn window_fits(socket: &Socket, blksize: u16, windowsize: u16) -> u16 {
+    let Some(socket) = socket.os().filter(|_| windowsize > 1) else {
+        return windowsize.max(1);
+    };
     let sock = socket2::SockRef::from(socket);
     // What a queued datagram costs the buffer: payload, headers and the
     // kernel's bookkeeping, counted generously.
