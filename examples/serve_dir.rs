@@ -318,10 +318,10 @@ fn main() -> ExitCode {
         }
     };
     if let Some(h) = args.host {
-        config.bind.set_ip(h);
+        config.hosts = vec![h];
     }
     if let Some(p) = args.port {
-        config.bind.set_port(p);
+        config.port = p;
     }
     tracing::info!(root = %root.path().display(), "serving a directory");
     let app = app(root).config(config);

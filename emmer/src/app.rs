@@ -103,9 +103,26 @@ impl App {
         &mut self.config
     }
 
+    /// Which ports transfers answer from (default [`Ports::Ephemeral`];
+    /// `EMMER_PORTS`). [`Ports::Single`] is what containers, Kubernetes
+    /// Services and load balancers need.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let app = emmer::App::new().ports(emmer::Ports::Single);
+    /// # let _ = app;
+    /// ```
+    pub fn ports(mut self, ports: crate::Ports) -> Self {
+        self.config.ports = ports;
+        self
+    }
+
     /// Where to listen (default 127.0.0.1:3942; port 0 picks a free port).
+    /// For several addresses set [`Config::hosts`].
     pub fn bind_to(mut self, addr: SocketAddr) -> Self {
-        self.config.bind = addr;
+        self.config.hosts = vec![addr.ip()];
+        self.config.port = addr.port();
         self
     }
 

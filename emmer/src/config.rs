@@ -18,7 +18,7 @@
 
 use std::env::VarError;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -54,6 +54,11 @@ const HOST: Setting = Setting {
     what: "listening address",
     builder: "App::bind_to",
     var: "EMMER_HOST",
+};
+const PORTS: Setting = Setting {
+    what: "port policy",
+    builder: "App::ports",
+    var: "EMMER_PORTS",
 };
 const PORT: Setting = Setting {
     what: "listening port",
@@ -177,8 +182,14 @@ type Lookup<'a> = dyn Fn(&str) -> Result<String, VarError> + 'a;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Where to listen. Default 127.0.0.1:3942.
-    pub bind: SocketAddr,
+    /// The addresses to listen on, each on [`port`](Self::port). Default
+    /// `[127.0.0.1]`. `0.0.0.0` and `::` take every address of the host
+    /// (`::` IPv4 too); replies leave from the address each request hit.
+    pub hosts: Vec<IpAddr>,
+    /// The UDP port. Default 3942; 0 picks a free one.
+    pub port: u16,
+    /// Which ports transfers answer from. Default [`Ports::Ephemeral`].
+    pub ports: Ports,
     /// Retransmission timeout, retries, dally, block number rollover.
     pub transfer: TransferConfig,
     /// Which options are answered and their maxima.
@@ -217,7 +228,8 @@ pub struct Config {
 /// ```
 /// use std::time::Duration;
 /// let config = emmer::Config::default();
-/// assert_eq!(config.bind, "127.0.0.1:3942".parse().unwrap());
+/// assert_eq!(config.hosts, ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+/// assert_eq!(config.port, 3942);
 /// assert_eq!(config.transfer.retransmit_timeout, Duration::from_secs(1));
 /// assert_eq!(config.max_upload, 64 * 1024 * 1024);
 /// assert_eq!(config.max_transfers, 4096);
@@ -225,7 +237,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            bind: SocketAddr::new(DEFAULT_HOST, DEFAULT_PORT),
+            hosts: vec![DEFAULT_HOST],
+            port: DEFAULT_PORT,
+            ports: Ports::Ephemeral,
             transfer: TransferConfig::default(),
             options: OptionLimits::default(),
             max_upload: DEFAULT_MAX_UPLOAD,
@@ -243,8 +257,9 @@ impl Config {
     ///
     /// | variable | builder | meaning | default |
     /// |---|---|---|---|
-    /// | `EMMER_HOST` | [`App::bind_to`](crate::App::bind_to) | address to listen on (IPv4 or IPv6) | `127.0.0.1` |
+    /// | `EMMER_HOST` | [`App::bind_to`](crate::App::bind_to) | addresses to listen on, comma-separated (IPv4 or IPv6; `::` serves both) | `127.0.0.1` |
     /// | `EMMER_PORT` | [`App::bind_to`](crate::App::bind_to) | UDP port | `3942` |
+    /// | `EMMER_PORTS` | [`App::ports`](crate::App::ports) | which ports transfers answer from: `ephemeral`, `single` (the listening port), or a range `A-B` ([`Ports`]) | `ephemeral` |
     /// | `EMMER_TIMEOUT_MS` | [`App::retransmit_timeout`](crate::App::retransmit_timeout) | retransmission timeout: the first retransmission after this many ms, 1..=255000 | `1000` |
     /// | `EMMER_MIN_TIMEOUT_MS` | [`App::retransmit_bounds`](crate::App::retransmit_bounds) | the shortest wait once the round trip is measured | `200` |
     /// | `EMMER_MAX_TIMEOUT_MS` | [`App::retransmit_bounds`](crate::App::retransmit_bounds) | the longest wait between retransmissions, at most 255000 | `8000` |
@@ -279,11 +294,27 @@ impl Config {
     /// [`from_env`](Self::from_env) with the variables read through `lookup`.
     fn from_lookup(lookup: &Lookup<'_>) -> Result<Self> {
         let mut c = Self::default();
-        if let Some(h) = HOST.parse(lookup, "an IP address such as 0.0.0.0 or ::")? {
-            c.bind.set_ip(h);
+        if let Some(list) = HOST.parse::<String>(lookup, "a list of IP addresses")? {
+            c.hosts = list
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    h.parse().map_err(|_| {
+                        HOST.error(format!(
+                            "{h:?} is not an IP address such as 0.0.0.0 or :: \
+                             (a list is comma-separated); fix or unset {}",
+                            HOST.var
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?;
         }
         if let Some(p) = PORT.parse(lookup, "a port number 0..=65535")? {
-            c.bind.set_port(p);
+            c.port = p;
+        }
+        if let Some(p) = PORTS.parse(lookup, "ephemeral, single, or a range such as 50000-50999")? {
+            c.ports = p;
         }
         if let Some(ms) = RETRANSMIT_TIMEOUT.parse(lookup, "milliseconds, such as 1000")? {
             c.transfer.retransmit_timeout = Duration::from_millis(ms);
@@ -373,6 +404,16 @@ impl Config {
     /// );
     /// ```
     pub fn validate(&self) -> Result<()> {
+        if self.hosts.is_empty() {
+            return Err(HOST.error("names no address; give at least one, such as 127.0.0.1"));
+        }
+        if let Ports::Range { first, last } = self.ports {
+            if first == 0 || first > last {
+                return Err(PORTS.error(format!(
+                    "must be a range of ports such as 50000-50999, not {first}-{last}"
+                )));
+            }
+        }
         let t = self.transfer.retransmit_timeout;
         if !(MIN_RETRANSMIT_TIMEOUT..=MAX_RETRANSMIT_TIMEOUT).contains(&t) {
             return Err(RETRANSMIT_TIMEOUT.error(format!(
@@ -416,6 +457,74 @@ impl Config {
             TftpOption::Windowsize => o.windowsize = false,
             TftpOption::Timeout => o.timeout = false,
             TftpOption::Tsize => o.tsize = false,
+        }
+    }
+}
+
+/// Which ports transfers answer from (`EMMER_PORTS`, [`App::ports`](crate::App::ports)).
+///
+/// # Examples
+///
+/// ```
+/// use emmer::config::Ports;
+/// assert_eq!("single".parse::<Ports>().unwrap(), Ports::Single);
+/// assert_eq!(
+///     "50000-50999".parse::<Ports>().unwrap(),
+///     Ports::Range { first: 50000, last: 50999 }
+/// );
+/// assert!("50000".parse::<Ports>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ports {
+    /// Each transfer answers from a new port the system picks (RFC 1350:
+    /// a new transfer ID). Stateful firewalls and NAT must allow it.
+    #[default]
+    Ephemeral,
+    /// Each transfer answers from a port of this range (firewalls can
+    /// open it); when every port is in use, the client gets ERROR 0.
+    Range {
+        /// The first port.
+        first: u16,
+        /// The last port.
+        last: u16,
+    },
+    /// Every transfer answers from the listening port, and the server tells
+    /// transfers apart by the client's address and port: what containers,
+    /// Kubernetes Services, load balancers and conntrack need.
+    Single,
+}
+
+impl FromStr for Ports {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ephemeral" => Ok(Ports::Ephemeral),
+            "single" => Ok(Ports::Single),
+            range => {
+                let (a, b) = range
+                    .split_once('-')
+                    .ok_or_else(|| format!("{s:?} is not ephemeral, single or A-B"))?;
+                let port = |p: &str| {
+                    p.trim()
+                        .parse::<u16>()
+                        .map_err(|_| format!("{p:?} is not a port number"))
+                };
+                Ok(Ports::Range {
+                    first: port(a)?,
+                    last: port(b)?,
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Ports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ports::Ephemeral => f.write_str("ephemeral"),
+            Ports::Single => f.write_str("single"),
+            Ports::Range { first, last } => write!(f, "{first}-{last}"),
         }
     }
 }

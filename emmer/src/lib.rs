@@ -83,7 +83,7 @@ pub mod __private;
 
 pub use app::App;
 pub use bytes::Bytes;
-pub use config::{Config, TftpOption, UnknownOptionError};
+pub use config::{Config, Ports, TftpOption, UnknownOptionError};
 pub use emmer_macros::{route_read, route_write};
 pub use error::{Error, ErrorCode, Result, TftpError};
 pub use handler::{

@@ -15,60 +15,72 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::demux::Delivery;
 use super::gate::{Full, Gate, Slot, WaitingRoom};
 use super::session::{Admission, Session, Sessions};
 use super::shutdown::{Phase, stopping};
-use super::socket::Socket;
+use super::socket::{Local, Socket};
 use super::timer::now;
 use super::{Shared, transfer};
-use crate::ErrorCode;
 use crate::handler::Request;
 use crate::proto::PacketError;
 use crate::proto::packet::Packet;
 use crate::route::Kind;
+use crate::{ErrorCode, Ports};
 
 /// How often, at most, the listener reports the garbage it dropped.
 const GARBAGE_REPORT: Duration = Duration::from_secs(10);
 
-/// RFC 2347 limits a request to 512 bytes; some clients send more options.
-const REQUEST_BUFFER: usize = 4096;
+/// A request is at most 512 bytes by RFC 2347 (some clients send more);
+/// in single-port mode DATA of any blksize comes through here too.
+const RECEIVE_BUFFER: usize = 65536;
 
 /// The most requests waiting for a slot.
 const WAITING_ROOM: usize = 4096;
 
-/// A request admitted by the policy, waiting for or holding a slot.
-struct Admitted {
-    kind: Kind,
-    request: Request,
-    session: Session,
+/// What the listeners of a server share.
+pub(crate) struct Common {
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) gate: Arc<Gate>,
 }
 
-/// Receives requests until the server stops.
+/// A request admitted by the policy, waiting for or holding a slot.
+pub(crate) struct Admitted {
+    pub(crate) kind: Kind,
+    pub(crate) request: Request,
+    pub(crate) session: Session,
+    /// The listening socket it came through, and the address it hit.
+    pub(crate) via: Arc<Socket>,
+    pub(crate) local: Local,
+}
+
+/// Receives requests on `socket` until the server stops.
 pub(crate) async fn listen(
-    socket: &Socket,
-    local: SocketAddr,
-    shared: &Arc<Shared>,
-    gate: &Arc<Gate>,
-    shutdown: &watch::Sender<Phase>,
+    socket: Arc<Socket>,
+    shared: Arc<Shared>,
+    common: Arc<Common>,
+    shutdown: Arc<watch::Sender<Phase>>,
 ) {
-    let sessions = Arc::new(Sessions::default());
+    let gate = &common.gate;
+    let port = socket.local_addr().map_or(0, |a| a.port());
+    let single = shared.config.ports == Ports::Single;
     let mut waiting = WaitingRoom::new(WAITING_ROOM);
     let start = |slot: Slot, a: Admitted| {
         let shared = shared.clone();
         let stop = shutdown.subscribe();
         tokio::spawn(async move {
-            transfer::run(&shared, a.kind, a.request, a.session, stop).await;
+            transfer::run(&shared, a, stop).await;
             drop(slot);
         });
     };
     let mut stop = shutdown.subscribe();
-    let mut buf = vec![0u8; REQUEST_BUFFER];
+    let mut buf = vec![0u8; RECEIVE_BUFFER];
     let mut errors = 0u32;
     let mut garbage = Garbage::default();
     loop {
-        let (n, peer) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(v) => { errors = 0; v }
+        let d = tokio::select! {
+            r = socket.recv(&mut buf) => match r {
+                Ok(d) => { errors = 0; d }
                 Err(e) => {
                     // Transient (ICMP errors, buffer pressure): log and go on,
                     // pausing a little when they repeat.
@@ -94,17 +106,42 @@ pub(crate) async fn listen(
             }
             () = stopping(&mut stop) => return,
         };
-        let (kind, packet) = match Packet::decode(&buf[..n]) {
+        let (peer, datagram) = (d.peer, &buf[..d.len]);
+        let (kind, packet) = match Packet::decode(datagram) {
             Ok(Packet::Rrq(r)) => (Kind::Read, r),
             Ok(Packet::Wrq(r)) => (Kind::Write, r),
+            Ok(other) if single => {
+                let stray = matches!(other, Packet::Data { .. } | Packet::Ack { .. });
+                let delivery = shared.demux.deliver(peer, datagram);
+                if delivery == Delivery::Dropped {
+                    let dropped = shared.demux.dropped();
+                    tracing::debug!(%peer, dropped, "a transfer is behind: its datagram was dropped");
+                }
+                if delivery == Delivery::NoTransfer && stray {
+                    // A re-balanced flow, or a transfer long gone: say so
+                    // at once (RFC 1350 §4) instead of letting the client
+                    // time out.
+                    tracing::debug!(%peer, "DATA or ACK from a client without a transfer");
+                    let (code, message) = (ErrorCode::UnknownTid, "unknown transfer ID");
+                    shared
+                        .errors
+                        .send(&socket, peer, Some(d.local), code, message)
+                        .await;
+                }
+                continue;
+            }
             Ok(other) => {
                 tracing::debug!(%peer, packet = ?other, "ignored a non-request packet on the listening port");
                 continue;
             }
-            Err(e) if answerable(&buf[..n], &e) => {
+            Err(e) if answerable(datagram, &e) => {
                 tracing::debug!(%peer, error = %e, "malformed request");
                 let code = ErrorCode::IllegalOperation;
-                shared.errors.send(socket, peer, code, &e.to_string()).await;
+                let message = e.to_string();
+                shared
+                    .errors
+                    .send(&socket, peer, Some(d.local), code, &message)
+                    .await;
                 continue;
             }
             Err(e) => {
@@ -112,8 +149,9 @@ pub(crate) async fn listen(
                 continue;
             }
         };
+        let local = SocketAddr::new(d.local.ip, port);
         let request = Request::received(peer, local, &packet, shared.state.clone());
-        let session = match sessions.admit(kind, &request) {
+        let session = match common.sessions.admit(kind, &request) {
             Admission::Start(s) => s,
             Admission::Repeat => {
                 tracing::debug!(%peer, file = request.filename(), "a repeated request: its transfer is under way");
@@ -124,6 +162,8 @@ pub(crate) async fn listen(
             kind,
             request,
             session,
+            via: socket.clone(),
+            local: d.local,
         };
         match gate.try_enter(peer.ip()) {
             Ok(slot) if waiting.is_empty() => start(slot, admitted),
@@ -142,9 +182,10 @@ pub(crate) async fn listen(
                 );
                 let message =
                     format!("too many transfers from your address ({n} at once); try again later");
+                let code = ErrorCode::Undefined;
                 shared
                     .errors
-                    .send(socket, peer, ErrorCode::Undefined, &message)
+                    .send(&socket, peer, Some(d.local), code, &message)
                     .await;
             }
         }

@@ -9,6 +9,7 @@
 //! - `timer`: a transfer's one timer; `send`: sockets, a transfer's link to
 //!   its client, GSO batches; `shutdown`: stopping with a grace period.
 
+mod demux;
 mod gate;
 mod listener;
 mod read;
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) buffered: Arc<tokio::sync::Semaphore>,
     /// Where the transfers' sockets come from.
     pub(crate) net: socket::Net,
+    /// Single-port mode: the transfers the listeners hand datagrams to.
+    pub(crate) demux: Arc<demux::Demux>,
 }
 
 /// A bound server, ready to [`serve`](Self::serve).
@@ -65,8 +68,8 @@ pub(crate) struct Shared {
 /// # }
 /// ```
 pub struct Server {
-    socket: socket::Socket,
-    local: SocketAddr,
+    /// One listening socket per address, and its address.
+    sockets: Vec<(Arc<socket::Socket>, SocketAddr)>,
     shared: Arc<Shared>,
     shutdown: Arc<watch::Sender<Phase>>,
 }
@@ -74,7 +77,7 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("local", &self.local)
+            .field("local", &self.local_addrs())
             .finish_non_exhaustive()
     }
 }
@@ -91,15 +94,21 @@ impl Server {
         state: Arc<StateMap>,
         net: socket::Net,
     ) -> Result<Self> {
-        let addr = config.bind;
-        let socket = net
-            .bind(addr, LISTEN_RECV_BUFFER)
-            .map_err(|source| Error::Bind { addr, source })?;
-        let local = socket.local_addr()?;
+        let mut sockets = Vec::with_capacity(config.hosts.len());
+        let mut port = config.port;
+        for &host in &config.hosts {
+            let addr = SocketAddr::new(host, port);
+            let socket = net
+                .bind(addr, LISTEN_RECV_BUFFER)
+                .map_err(|source| Error::Bind { addr, source })?;
+            let local = socket.local_addr()?;
+            // Port 0: the first address picks the port for all of them.
+            port = local.port();
+            sockets.push((Arc::new(socket), local));
+        }
         let (tx, _rx) = watch::channel(Phase::Running);
         Ok(Self {
-            socket,
-            local,
+            sockets,
             shared: Arc::new(Shared {
                 buffered: crate::handler::upload::budget(config.max_buffered_uploads),
                 table,
@@ -107,15 +116,21 @@ impl Server {
                 state,
                 errors: Arc::new(send::ErrorLimit::new()),
                 net,
+                demux: Arc::default(),
             }),
             shutdown: Arc::new(tx),
         })
     }
 
     /// The address the server listens on (with the real port when bound to
-    /// port 0).
+    /// port 0); the first, when it listens on several.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.sockets[0].1
+    }
+
+    /// Every address the server listens on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets.iter().map(|(_, a)| *a).collect()
     }
 
     /// A handle that stops the server.
@@ -131,8 +146,7 @@ impl Server {
     /// Only for a failure of the listening socket itself.
     pub async fn serve(self) -> Result<()> {
         let Server {
-            socket,
-            local,
+            sockets,
             shared,
             shutdown,
         } = self;
@@ -143,10 +157,24 @@ impl Server {
             permits.clone(),
             shared.config.max_transfers_per_host,
         ));
-        tracing::info!(addr = %local, routes = shared.table.routes().len(), "emmer listening");
-        listener::listen(&socket, local, &shared, &gate, &shutdown).await;
+        let common = Arc::new(listener::Common {
+            sessions: Arc::default(),
+            gate,
+        });
+        let mut listeners = Vec::with_capacity(sockets.len());
+        for (socket, local) in sockets {
+            let (ports, routes) = (&shared.config.ports, shared.table.routes().len());
+            tracing::info!(addr = %local, %ports, routes, "emmer listening");
+            let (shared, common, shutdown) = (shared.clone(), common.clone(), shutdown.clone());
+            listeners.push(tokio::spawn(listener::listen(
+                socket, shared, common, shutdown,
+            )));
+        }
+        for l in listeners {
+            let _ = l.await;
+        }
         let grace = shared.config.shutdown_grace;
-        tracing::info!(addr = %local, grace = ?grace, "shutting down; waiting for running transfers");
+        tracing::info!(grace = ?grace, "shutting down; waiting for running transfers");
         let all = u32::try_from(max).unwrap_or(u32::MAX);
         if tokio::time::timeout(grace, permits.acquire_many(all))
             .await

@@ -8,15 +8,15 @@
 //! refuses it, each packet goes out with its own `send_to`.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
-
-use super::socket::{Net, Socket};
+use super::demux::Inbox;
+use super::socket::{Local, Net, Socket};
 use crate::ErrorCode;
 use crate::proto::packet::encode_error;
 
@@ -59,11 +59,13 @@ impl ErrorLimit {
         *n <= ERRORS_PER_SECOND
     }
 
-    /// Sends an ERROR to `to` from `socket`, unless the limit says no.
+    /// Sends an ERROR to `to` from `socket` (from the local address
+    /// `from`), unless the limit says no.
     pub(crate) async fn send(
         &self,
         socket: &Socket,
         to: SocketAddr,
+        from: Option<Local>,
         code: ErrorCode,
         message: &str,
     ) {
@@ -73,47 +75,94 @@ impl ErrorLimit {
         }
         let mut out = Vec::with_capacity(5 + message.len());
         encode_error(&mut out, code, message);
-        let _ = socket.send_to(&out, to).await;
+        let _ = socket.send(&out, to, from).await;
     }
 }
 
 /// A transfer's line to its client: where its datagrams come from and its
-/// packets go. Today a socket of its own, bound to the address the request
-/// arrived on with a new port (a new transfer ID, RFC 1350 §4); a shared
-/// socket fed by the listener fits behind the same methods, so the transfer
-/// loops do not know which they have.
+/// packets go. Either a socket of its own, bound to the address the
+/// request hit with a new port (a new transfer ID, RFC 1350 §4), or, in
+/// single-port mode, the listening socket with the datagrams the listener
+/// hands over. The transfer loops do not know which they have.
 pub(crate) struct Link {
-    socket: Socket,
+    socket: Arc<Socket>,
     peer: SocketAddr,
+    /// Where replies leave from on a shared wildcard socket.
+    from: Option<Local>,
+    /// Single-port mode: the datagrams of this client.
+    inbox: Option<Inbox>,
     errors: Arc<ErrorLimit>,
 }
 
 impl Link {
-    /// A new socket on `local` (port 0) for talking to `peer`.
+    /// A socket of its own on `local` for talking to `peer`: port 0, or a
+    /// port of `range` (tried from a random one on, wrapping around).
+    ///
+    /// # Errors
+    ///
+    /// The socket cannot be bound (with a range: every port is in use).
     pub(crate) fn open(
         net: &Net,
-        local: IpAddr,
+        local: Local,
+        range: Option<(u16, u16)>,
         peer: SocketAddr,
         errors: Arc<ErrorLimit>,
     ) -> io::Result<Self> {
+        let socket = match range {
+            None => net.bind(local.with_port(0), 0)?,
+            Some((first, last)) => bind_in_range(net, local, first, last)?,
+        };
         Ok(Self {
-            socket: net.bind(SocketAddr::new(local, 0), 0)?,
+            socket: Arc::new(socket),
             peer,
+            from: None,
+            inbox: None,
             errors,
         })
     }
 
-    /// The next datagram from the peer, into `buf`: its length. A datagram
-    /// from anyone else is answered with ERROR 5 (RFC 1350 §4) and `None`
-    /// returned, as for a failed receive; the transfer goes on.
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> Option<usize> {
-        match self.socket.recv_from(buf).await {
-            Ok((n, from)) if from == self.peer => Some(n),
-            Ok((_, from)) => {
-                tracing::debug!(%from, "datagram from an unknown transfer ID");
+    /// The listening socket, shared (single-port mode): replies leave from
+    /// `local`, datagrams come through `inbox`.
+    pub(crate) fn shared(
+        socket: Arc<Socket>,
+        local: Local,
+        inbox: Inbox,
+        peer: SocketAddr,
+        errors: Arc<ErrorLimit>,
+    ) -> Self {
+        Self {
+            socket,
+            peer,
+            from: Some(local),
+            inbox: Some(inbox),
+            errors,
+        }
+    }
+
+    /// The next datagram from the peer, into `buf`: its length. On a socket
+    /// of its own, a datagram from anyone else is answered with ERROR 5
+    /// (RFC 1350 §4) and `None` returned, as for a failed receive; the
+    /// transfer goes on. Cancel-safe.
+    pub(crate) async fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        if let Some(inbox) = &mut self.inbox {
+            let datagram = inbox.recv().await;
+            let n = datagram.len().min(buf.len());
+            buf[..n].copy_from_slice(&datagram[..n]);
+            return Some(n);
+        }
+        match self.socket.recv(buf).await {
+            Ok(d) if d.peer == self.peer => Some(d.len),
+            Ok(d) => {
+                tracing::debug!(from = %d.peer, "datagram from an unknown transfer ID");
                 let e = ErrorCode::UnknownTid;
                 self.errors
-                    .send(&self.socket, from, e, "unknown transfer ID")
+                    .send(
+                        &self.socket,
+                        d.peer,
+                        Some(d.local),
+                        e,
+                        "unknown transfer ID",
+                    )
                     .await;
                 None
             }
@@ -127,7 +176,7 @@ impl Link {
     /// Sends one packet; a failed send is like a lost packet (the
     /// retransmission timer covers it), so it is only logged.
     pub(crate) async fn send(&self, packet: &[u8]) {
-        if let Err(e) = self.socket.send_to(packet, self.peer).await {
+        if let Err(e) = self.socket.send(packet, self.peer, self.from).await {
             tracing::debug!(error = %e, "send failed");
         }
     }
@@ -136,7 +185,7 @@ impl Link {
     /// address that has not shown it is a real client).
     pub(crate) async fn send_error(&self, code: ErrorCode, message: &str) {
         self.errors
-            .send(&self.socket, self.peer, code, message)
+            .send(&self.socket, self.peer, self.from, code, message)
             .await;
     }
 
@@ -149,6 +198,24 @@ impl Link {
     pub(crate) fn socket(&self) -> &Socket {
         &self.socket
     }
+}
+
+/// A socket on `local` with a port of `first..=last`, trying them from a
+/// random one on.
+fn bind_in_range(net: &Net, local: Local, first: u16, last: u16) -> io::Result<Socket> {
+    let span = u32::from(last - first) + 1;
+    let start = std::collections::hash_map::RandomState::new().hash_one(local.ip) as u32 % span;
+    for i in 0..span {
+        let port = first + ((start + i) % span) as u16;
+        match net.bind(local.with_port(port), 0) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+            r => return r,
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("every port of {first}-{last} is in use (EMMER_PORTS)"),
+    ))
 }
 
 /// Set once the kernel has refused segmentation offload: not tried again.
@@ -208,9 +275,13 @@ impl Batch {
             .iter()
             .all(|&l| l == self.segment)
             && self.lens[self.count - 1] <= self.segment;
-        let os = link.socket.os().filter(|_| gso_available());
-        if let (Some(os), true) = (os, self.count > 1 && uniform) {
-            match send_segments(os, link.peer, &self.buf, self.segment).await {
+        if self.count > 1 && uniform && gso_available() {
+            let segment = u16::try_from(self.segment).unwrap_or(u16::MAX);
+            let sent = link
+                .socket
+                .send_segments(&self.buf, segment, link.peer, link.from)
+                .await;
+            match sent {
                 Ok(()) => return self.clear(),
                 Err(e) => {
                     tracing::debug!(error = %e, "UDP segmentation offload refused; sending packets one by one");
@@ -234,66 +305,7 @@ impl Batch {
 }
 
 fn gso_available() -> bool {
-    cfg!(all(target_os = "linux", target_pointer_width = "64"))
-        && !GSO_REFUSED.load(Ordering::Relaxed)
-}
-
-/// One `sendmsg` with a `UDP_SEGMENT` control message.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-async fn send_segments(
-    socket: &UdpSocket,
-    peer: SocketAddr,
-    buf: &[u8],
-    segment: usize,
-) -> std::io::Result<()> {
-    use std::io::IoSlice;
-
-    use socket2::{MsgHdr, SockAddr, SockRef};
-    use tokio::io::Interest;
-
-    /// `struct cmsghdr` (64-bit Linux: an 8-byte length, level, type) and a
-    /// `u16` segment size, padded to `CMSG_SPACE(2)`, aligned like the header.
-    #[repr(C, align(8))]
-    struct Control([u8; 24]);
-
-    const SOL_UDP: i32 = 17;
-    const UDP_SEGMENT: i32 = 103;
-    let segment = u16::try_from(segment)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "segment too large"))?;
-    let mut control = Control([0; 24]);
-    control.0[..8].copy_from_slice(&18u64.to_ne_bytes()); // CMSG_LEN(2)
-    control.0[8..12].copy_from_slice(&SOL_UDP.to_ne_bytes());
-    control.0[12..16].copy_from_slice(&UDP_SEGMENT.to_ne_bytes());
-    control.0[16..18].copy_from_slice(&segment.to_ne_bytes());
-    let addr = SockAddr::from(peer);
-    let bufs = [IoSlice::new(buf)];
-    loop {
-        let sent = socket.try_io(Interest::WRITABLE, || {
-            let msg = MsgHdr::new()
-                .with_addr(&addr)
-                .with_buffers(&bufs)
-                .with_control(&control.0);
-            SockRef::from(socket).sendmsg(&msg, 0)
-        });
-        match sent {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.writable().await?,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-async fn send_segments(
-    _socket: &UdpSocket,
-    _peer: SocketAddr,
-    _buf: &[u8],
-    _segment: usize,
-) -> std::io::Result<()> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "no UDP segmentation offload",
-    ))
+    cfg!(target_os = "linux") && !GSO_REFUSED.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -9,29 +9,25 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tracing::{Instrument, field::Empty};
 
+use super::listener::Admitted;
 use super::send::Link;
 use super::session::{Control, Session};
 use super::shutdown::{Phase, aborted};
 use super::timer::now;
 use super::{Shared, read, write};
-use crate::TftpError;
 use crate::handler::Request;
 use crate::proto::{Mode, Negotiated, OptionLimits, Outcome, RequestedOptions, TransferConfig};
 use crate::route::{Kind, RouteLimits};
+use crate::{Ports, TftpError};
 
 /// Runs one transfer to its end and logs one line about it.
-pub(crate) async fn run(
-    shared: &Shared,
-    kind: Kind,
-    request: Request,
-    session: Session,
-    stop: watch::Receiver<Phase>,
-) {
+pub(crate) async fn run(shared: &Shared, admitted: Admitted, stop: watch::Receiver<Phase>) {
+    let request = &admitted.request;
     let span = tracing::info_span!(
         "transfer",
         peer = %request.peer(),
         file = %request.filename(),
-        op = kind.as_str(),
+        op = admitted.kind.as_str(),
         mode = %request.mode(),
         route = Empty,
         blksize = Empty,
@@ -39,28 +35,48 @@ pub(crate) async fn run(
     );
     let started = now();
     async move {
-        let report = serve(shared, kind, request, session, stop).await;
+        let report = serve(shared, admitted, stop).await;
         report.log(started);
     }
     .instrument(span)
     .await;
 }
 
-async fn serve(
-    shared: &Shared,
-    kind: Kind,
-    request: Request,
-    session: Session,
-    stop: watch::Receiver<Phase>,
-) -> Report {
-    // The transfer's own socket: a new TID (RFC 1350 §4).
+async fn serve(shared: &Shared, admitted: Admitted, stop: watch::Receiver<Phase>) -> Report {
+    let Admitted {
+        kind,
+        request,
+        session,
+        via,
+        local,
+    } = admitted;
+    let peer = request.peer();
     let errors = shared.errors.clone();
-    let local = request.local_addr().ip();
-    let link = match Link::open(&shared.net, local, request.peer(), errors) {
+    let link = match shared.config.ports {
+        // The listening socket; the listener hands this client's datagrams over.
+        Ports::Single => Ok(Link::shared(
+            via.clone(),
+            local,
+            shared.demux.register(peer),
+            peer,
+            errors,
+        )),
+        // A socket of its own: a new TID (RFC 1350 §4).
+        Ports::Ephemeral => Link::open(&shared.net, local, None, peer, errors),
+        Ports::Range { first, last } => {
+            Link::open(&shared.net, local, Some((first, last)), peer, errors)
+        }
+    };
+    let link = match link {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(error = %e, "cannot open a socket for the transfer");
-            let e = TftpError::undefined("server cannot open a socket");
+            tracing::error!(error = %e, ports = %shared.config.ports, "cannot open a socket for the transfer (EMMER_PORTS)");
+            let e = TftpError::undefined("server busy, try again later");
+            let code = e.code();
+            shared
+                .errors
+                .send(&via, peer, Some(local), code, e.message())
+                .await;
             return Report::new(None, Finish::failed(&e));
         }
     };

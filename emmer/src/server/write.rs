@@ -48,7 +48,12 @@ pub(crate) async fn serve(cx: &mut Ctx<'_>, request: Request) -> Report {
     let mut neg = Negotiated::negotiate(&requested, &limits, true, None);
     // RFC 7440 windows arrive back to back: grant no larger a window than
     // the socket can queue, or its tail is dropped every time.
-    let fits = window_fits(cx.link.socket(), neg.params.blksize, neg.params.windowsize);
+    let fits = if cx.shared.config.ports == crate::Ports::Single {
+        // The listening socket's buffer is shared, and large already.
+        neg.params.windowsize
+    } else {
+        window_fits(cx.link.socket(), neg.params.blksize, neg.params.windowsize)
+    };
     if fits < neg.params.windowsize {
         limits.max_windowsize = fits;
         neg = Negotiated::negotiate(&requested, &limits, true, None);
