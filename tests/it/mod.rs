@@ -10,6 +10,8 @@
 //! - [`api`]: the handler API through the macros: typed captures,
 //!   extractors, async and blocking handlers, read bodies, the upload
 //!   lifecycle, table-level requests.
+//! - [`deploy`]: single-port mode, port ranges, replies from the address a
+//!   request hit, several addresses, dual stack (on loopback).
 //! - [`engine`]: wire rules that need a second party or the OS.
 //! - [`policy`]: the request policy with raw packets from one client port:
 //!   repeats, superseding requests, lost first packets.
@@ -22,6 +24,7 @@
 
 mod api;
 mod clients;
+mod deploy;
 mod emmer_client;
 mod engine;
 mod examples;
