@@ -23,7 +23,7 @@ use crate::proto::netascii::NetasciiEncoder;
 
 /// The smallest and largest read of a file or stream.
 const MIN_CHUNK: usize = 16 * 1024;
-const MAX_CHUNK: usize = 256 * 1024;
+const MAX_CHUNK: usize = 1024 * 1024;
 
 /// The bytes of a read body, fed into a transfer block by block.
 pub(crate) struct Source {
