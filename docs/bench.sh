@@ -20,8 +20,9 @@ RS_TFTPD=${RS_TFTPD:-$PEERS/rs-tftpd/bin/tftpd}
 DIR=${DIR:-/tmp/emmer-bench/files}
 OUT=${OUT:-/tmp/emmer-bench/results.txt}
 # emmer-nofsync: serve_dir --no-fsync, for the uploads only (like for like
-# with servers that never sync).
-SERVERS=${SERVERS:-"emmer emmer-nofsync tftp-hpa atftpd rs-tftpd"}
+# with servers that never sync). emmer-single: single-port mode
+# (EMMER_PORTS=single), for the 1428/16 read and the storm.
+SERVERS=${SERVERS:-"emmer emmer-single emmer-nofsync tftp-hpa atftpd rs-tftpd"}
 SEED=${SEED:-1}
 PORT_BASE=${PORT_BASE:-39100}
 
@@ -56,11 +57,12 @@ PID=
 start_server() { # name port
     local name=$1 port=$2
     case $name in
-    emmer | emmer-nofsync)
-        local flags=()
+    emmer | emmer-nofsync | emmer-single)
+        local flags=() ports=ephemeral
         [[ $name == emmer-nofsync ]] && flags=(--no-fsync)
+        [[ $name == emmer-single ]] && ports=single
         # Logs at warn: the peers do not log each transfer either.
-        RUST_LOG=warn EMMER_MAX_UPLOAD=1073741824 \
+        RUST_LOG=warn EMMER_MAX_UPLOAD=1073741824 EMMER_PORTS=$ports \
             "$SERVE_DIR" "$DIR" --host 127.0.0.1 --port "$port" "${flags[@]}" 2>>"$OUT.emmer.log" &
         ;;
     tftp-hpa)
@@ -130,14 +132,16 @@ for name in $SERVERS; do
     reads=$REPEAT
     [[ $name == emmer-nofsync ]] && reads=0
     for _ in $(seq "$reads"); do
-        run "$name" read-512-1 120 read --server "$addr" --file lockstep.bin \
-            --expect-size "$LOCKSTEP"
         run "$name" read-1428-16 120 read --server "$addr" --file big.bin \
             --blksize 1428 --windowsize 16 --expect-size "$BIG"
+        [[ $name == emmer-single ]] && continue
+        run "$name" read-512-1 120 read --server "$addr" --file lockstep.bin \
+            --expect-size "$LOCKSTEP"
         run "$name" read-65464-16 60 read --server "$addr" --file big.bin \
             --blksize 65464 --windowsize 16 --expect-size "$BIG"
     done
     for ws in 16 1; do
+        [[ $name == emmer-single ]] && continue
         up=up-$name-$ws.bin
         rm -f "$DIR/$up"
         run "$name" "write-65464-$ws" 120 write --server "$addr" --file "$up" --size "$UPLOAD" \
@@ -292,4 +296,17 @@ ok = et is not None and bt and et >= 2.5 * bt and fails == "0"
 print(f"| storm: 0 failures, ≥ 2.5× rs-tftpd | "
       f"{'–' if et is None else f'{et:.0f}/s, {fails} failed'} | "
       f"{'–' if bt is None else f'{bt:.0f}/s'} | {ratio(et, bt)} | {check(ok)} |")
+# Single-port mode against the default mode, same run.
+ss = storm.get("emmer-single")
+st = num(ss, "tps")
+sf = ss.get("failures") if ss else None
+ok = st is not None and et and st >= 0.9 * et and sf == "0"
+print(f"| single-port storm ≥ 0.9× default mode, 0 failed | "
+      f"{'–' if st is None else f'{st:.0f}/s, {sf} failed'} | "
+      f"{'–' if et is None else f'{et:.0f}/s (default)'} | {ratio(st, et)} | {check(ok)} |")
+sv, dv = e("read-1428-16", srv="emmer-single"), e("read-1428-16")
+ok = sv is not None and dv and sv >= 0.9 * dv
+print(f"| single-port read 1428/16 ≥ 0.9× default mode | "
+      f"{'–' if sv is None else f'{sv:.1f} MB/s'} | "
+      f"{'–' if dv is None else f'{dv:.1f} MB/s (default)'} | {ratio(sv, dv)} | {check(ok)} |")
 EOF
