@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::event::{Observers, TransferEvent};
 use crate::handler::call::{ReadCall, WriteCall};
 use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, StateMap};
 use crate::proto::Rollover;
@@ -35,6 +36,7 @@ pub struct App {
     builder_routes: usize,
     config: Config,
     state: Arc<StateMap>,
+    observers: Observers,
 }
 
 impl std::fmt::Debug for App {
@@ -42,6 +44,7 @@ impl std::fmt::Debug for App {
         f.debug_struct("App")
             .field("routes", &self.routes)
             .field("config", &self.config)
+            .field("observers", &self.observers)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +72,7 @@ impl App {
             builder_routes: 0,
             config: Config::default(),
             state: Arc::new(StateMap::default()),
+            observers: Observers::default(),
         }
     }
 
@@ -237,6 +241,47 @@ impl App {
         self
     }
 
+    /// Calls `callback` once for every request, served or refused, after it
+    /// ended, with its [`TransferEvent`]: who asked for what, which route
+    /// took it, bytes, blocks, retransmissions, the round trip, the duration
+    /// and the outcome.
+    ///
+    /// Callbacks run on a thread of their own, one event after the other,
+    /// in the order they were registered: a slow callback never slows a
+    /// transfer, and one that panics is logged and called again for the
+    /// next event. When they fall behind by
+    /// [`EVENT_QUEUE`](crate::event::EVENT_QUEUE) events, new events are
+    /// dropped (and counted in a warning) rather than waited for. See
+    /// [`event`](crate::event).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::testing::TestServer;
+    /// use emmer::{App, Request, TransferEvent};
+    ///
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let app = App::empty()
+    ///     .route_read("motd", |_: &Request| "hello")
+    ///     .on_transfer(move |ev: &TransferEvent| {
+    ///         let _ = tx.send((ev.filename.clone(), ev.bytes, ev.outcome.as_str()));
+    ///     });
+    /// let server = TestServer::start(app).await;
+    /// server.client().get("motd").await.unwrap();
+    /// let ev = rx.recv().await.unwrap();
+    /// assert_eq!(ev, ("motd".to_owned(), 5, "complete"));
+    /// # }
+    /// ```
+    pub fn on_transfer<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&TransferEvent) + Send + Sync + 'static,
+    {
+        self.observers.callbacks.push(Arc::new(callback));
+        self
+    }
+
     /// Adds a read route without a macro. The handler runs on the blocking
     /// pool. Builder routes come after macro routes of the same priority, in
     /// the order added.
@@ -393,7 +438,7 @@ impl App {
     pub async fn bind(self) -> Result<Server> {
         self.config.validate()?;
         let table = self.table()?;
-        Server::bind(table, self.config, self.state).await
+        Server::bind(table, self.config, self.state, self.observers).await
     }
 
     /// Binds and serves until the process ends.

@@ -60,6 +60,13 @@
 //! go through one check, [`Config::validate`], so a value out of range is the
 //! same start-up error whichever way it came: see [`config`].
 //!
+//! ## Operating
+//!
+//! [`App::on_transfer`] hands every finished request, served or refused, to
+//! a callback as a [`TransferEvent`] (peer, file, route, options, bytes,
+//! retransmissions, round trip, duration, outcome), off the transfers'
+//! tasks: see [`event`].
+//!
 //! ## Protocol
 //!
 //! The engine in [`proto`] implements RFC 1350 (octet and netascii, block
@@ -72,6 +79,7 @@
 mod app;
 pub mod config;
 mod error;
+pub mod event;
 pub mod handler;
 pub mod proto;
 pub mod route;
@@ -86,6 +94,7 @@ pub use bytes::Bytes;
 pub use config::{Config, TftpOption, UnknownOptionError};
 pub use emmer_macros::{route_read, route_write};
 pub use error::{Error, ErrorCode, Result, TftpError};
+pub use event::{TransferEvent, TransferOutcome};
 pub use handler::{
     FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Upload,
 };

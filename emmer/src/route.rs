@@ -169,10 +169,17 @@ impl fmt::Debug for RouteSpec {
     }
 }
 
+/// The route that took a request, as its transfer reports it.
+#[derive(Debug)]
+pub(crate) struct RouteId {
+    pub(crate) name: Arc<str>,
+    pub(crate) pattern: Arc<str>,
+}
+
 /// One compiled route of a table, its handler typed by the table's kind.
 struct Route<H> {
     info: RouteInfo,
-    name: Arc<str>,
+    id: Arc<RouteId>,
     limits: RouteLimits,
     regex: Regex,
     /// The names of the pattern's capture groups, shared by every request.
@@ -216,7 +223,7 @@ impl fmt::Debug for RouteTable {
 /// The route that took a request, and its handler bound to the request as
 /// that route sees it (with its captures).
 pub(crate) struct Dispatch<C> {
-    pub(crate) route: Arc<str>,
+    pub(crate) route: Arc<RouteId>,
     pub(crate) limits: RouteLimits,
     pub(crate) call: C,
 }
@@ -295,7 +302,10 @@ impl<C> Route<Bind<C>> {
         let groups = regex.capture_names().flatten().map(Arc::from).collect();
         Ok(Route {
             info: spec.info(),
-            name: Arc::from(spec.name.as_str()),
+            id: Arc::new(RouteId {
+                name: Arc::from(spec.name.as_str()),
+                pattern: Arc::from(spec.pattern.as_str()),
+            }),
             limits: spec.limits,
             regex,
             groups,
@@ -331,7 +341,7 @@ impl<C> Table<Bind<C>> {
             let request = req.with_captures(captures);
             if let Ok(call) = (route.handler)(&request) {
                 return Some(Dispatch {
-                    route: route.name.clone(),
+                    route: route.id.clone(),
                     limits: route.limits,
                     call,
                 });
@@ -536,7 +546,8 @@ mod tests {
             .option("blksize", "1428")
             .build();
         let d = table.dispatch_read(&req).unwrap();
-        assert_eq!(*d.route, format!("read route {pattern:?}"));
+        assert_eq!(*d.route.name, format!("read route {pattern:?}"));
+        assert_eq!(*d.route.pattern, *pattern);
         let body = d.call.run().await.unwrap();
         let crate::handler::response::BodyKind::Bytes(b) = body.kind else {
             panic!("a string body is bytes")

@@ -16,6 +16,8 @@
 //! - [`hostile`]: garbage dropped unanswered, ERRORs rate-limited, the
 //!   memory budget of uploads held whole.
 //! - [`examples`]: the example programs as users run them.
+//! - [`events`]: transfer events (`App::on_transfer`) for served, refused,
+//!   timed-out and superseded requests; slow and panicking callbacks.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
 
@@ -23,6 +25,7 @@ mod api;
 mod clients;
 mod emmer_client;
 mod engine;
+mod events;
 mod examples;
 mod hostile;
 mod interop;

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) errors: Arc<send::ErrorLimit>,
     /// Memory for uploads held whole (`data` handlers), across transfers.
     pub(crate) buffered: Arc<tokio::sync::Semaphore>,
+    /// Where each transfer's event goes (`App::on_transfer`).
+    pub(crate) events: crate::event::Events,
 }
 
 /// A bound server, ready to [`serve`](Self::serve).
@@ -86,6 +88,7 @@ impl Server {
         table: RouteTable,
         config: Config,
         state: Arc<StateMap>,
+        observers: crate::event::Observers,
     ) -> Result<Self> {
         let addr = config.bind;
         let socket = send::udp_socket(addr, LISTEN_RECV_BUFFER)
@@ -101,6 +104,7 @@ impl Server {
                 config,
                 state,
                 errors: Arc::new(send::ErrorLimit::new()),
+                events: crate::event::Events::start(observers),
             }),
             shutdown: Arc::new(tx),
         })
