@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::{Observers, TransferEvent};
+use crate::fs::ServeDir;
 use crate::handler::call::{ReadCall, WriteCall};
 use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, StateMap};
 use crate::proto::Rollover;
 use crate::route::{Handler, RouteSpec, RouteTable, registered};
 use crate::server::Server;
-use crate::{Config, Result, TftpOption};
+use crate::{Config, Error, Result, TftpOption};
 
 /// A TFTP application: routes, shared state and configuration.
 ///
@@ -37,7 +38,12 @@ pub struct App {
     config: Config,
     state: Arc<StateMap>,
     observers: Observers,
+    /// Checked when the route table is built (served directories).
+    checks: Vec<Check>,
 }
+
+/// A start-up check, run by [`App::table`].
+type Check = Box<dyn Fn() -> Result<()> + Send + Sync>;
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,6 +79,7 @@ impl App {
             config: Config::default(),
             state: Arc::new(StateMap::default()),
             observers: Observers::default(),
+            checks: Vec::new(),
         }
     }
 
@@ -407,11 +414,88 @@ impl App {
         self
     }
 
-    fn push(mut self, pattern: String, handler: Handler) -> Self {
+    /// Serves the files under `dir`'s root for names that start with
+    /// `prefix` (`""` for every name): reads always, writes when
+    /// [`ServeDir::allow_writes`] says so. The rest of the name is the path
+    /// under the root; see [`fs`](crate::fs) for which names are refused.
+    ///
+    /// The mount is a builder route: it comes after macro routes of the same
+    /// priority, in the order added, so dynamic routes declared with the
+    /// macros take their names first. Its routes are named
+    /// `serve_dir "<prefix>"` in logs and [`TransferEvent`]s.
+    ///
+    /// [`bind`](Self::bind) (and [`table`](Self::table)) fail when the root
+    /// is not a directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, ErrorCode, Request, fs::ServeDir};
+    ///
+    /// let root = std::env::temp_dir().join(format!("emmer-doc-serve-{}", std::process::id()));
+    /// std::fs::create_dir_all(&root).unwrap();
+    /// std::fs::write(root.join("pxelinux.0"), "nbp").unwrap();
+    /// let app = App::empty()
+    ///     .route_read(r"pxelinux\.cfg/.+", |_: &Request| "default local\n")
+    ///     .serve_dir("", ServeDir::new(&root));
+    /// assert_eq!(app.read("/pxelinux.0").await.unwrap(), b"nbp");
+    /// assert_eq!(app.read("pxelinux.cfg/default").await.unwrap(), b"default local\n");
+    /// assert_eq!(app.read("../etc/passwd").await.unwrap_err().code(), ErrorCode::AccessViolation);
+    /// assert_eq!(app.write("new.bin", "x").await.unwrap_err().code(), ErrorCode::AccessViolation);
+    ///
+    /// let missing = App::empty().serve_dir("", ServeDir::new(root.join("missing")));
+    /// assert!(missing.table().unwrap_err().to_string().contains("App::serve_dir"));
+    /// # std::fs::remove_dir_all(&root).unwrap();
+    /// # }
+    /// ```
+    pub fn serve_dir(mut self, prefix: &str, dir: ServeDir) -> Self {
+        let pattern = dir.pattern(prefix);
+        let name = format!("serve_dir {prefix:?}");
+        let (check, at) = (dir.clone(), prefix.to_owned());
+        self.checks.push(Box::new(move || {
+            check.check().map_err(|e| Error::Config {
+                setting: format!("served directory (App::serve_dir {at:?})"),
+                message: format!(
+                    "cannot serve {}: {e}; create it or fix the path",
+                    check.root().display()
+                ),
+            })
+        }));
+        let reads = dir.clone();
+        let read = Handler::Read(Arc::new(move |req: &Request| {
+            let (dir, req) = (reads.clone(), req.clone());
+            Ok(ReadCall::blocking(move || {
+                dir.open(req.capture("path").unwrap_or_default())
+            }))
+        }));
+        self = self.push_named(pattern.clone(), Some(name.clone()), read);
+        if dir.writes_allowed() {
+            let write = Handler::Write(Arc::new(move |req: &Request| {
+                let (dir, req) = (dir.clone(), req.clone());
+                Ok(WriteCall::streaming(move |upload| async move {
+                    let name = req.capture("path").unwrap_or_default();
+                    dir.store(name, upload).await.map(drop)
+                }))
+            }));
+            self = self.push_named(pattern, Some(name), write);
+        }
+        self
+    }
+
+    fn push(self, pattern: String, handler: Handler) -> Self {
+        self.push_named(pattern, None, handler)
+    }
+
+    fn push_named(mut self, pattern: String, name: Option<String>, handler: Handler) -> Self {
         let index = self.builder_routes;
         self.builder_routes += 1;
-        self.routes
-            .push(RouteSpec::builder(pattern, 0, index, handler));
+        let mut spec = RouteSpec::builder(pattern, 0, index, handler);
+        if let Some(name) = name {
+            spec = spec.named(name);
+        }
+        self.routes.push(spec);
         self
     }
 
@@ -423,8 +507,13 @@ impl App {
     ///
     /// # Errors
     ///
-    /// An invalid pattern, or two routes of the same kind with the same pattern.
+    /// An invalid pattern, two routes of the same kind with the same
+    /// pattern, or a served directory ([`serve_dir`](Self::serve_dir)) that
+    /// is not there.
     pub fn table(&self) -> Result<RouteTable> {
+        for check in &self.checks {
+            check()?;
+        }
         RouteTable::build(self.routes.clone())
     }
 

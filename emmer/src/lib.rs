@@ -65,7 +65,9 @@
 //! [`App::on_transfer`] hands every finished request, served or refused, to
 //! a callback as a [`TransferEvent`] (peer, file, route, options, bytes,
 //! retransmissions, round trip, duration, outcome), off the transfers'
-//! tasks: see [`event`].
+//! tasks: see [`event`]. [`App::serve_dir`] mounts a directory
+//! ([`fs::ServeDir`]) beside the dynamic routes, safe against `..`,
+//! absolute names and symbolic links that lead out of it.
 //!
 //! ## Protocol
 //!
@@ -80,6 +82,7 @@ mod app;
 pub mod config;
 mod error;
 pub mod event;
+pub mod fs;
 pub mod handler;
 pub mod proto;
 pub mod route;

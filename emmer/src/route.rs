@@ -142,6 +142,12 @@ impl RouteSpec {
         }
     }
 
+    /// The same route under another name (in logs and transfer events).
+    pub(crate) fn named(mut self, name: String) -> Self {
+        self.name = name;
+        self
+    }
+
     fn kind(&self) -> Kind {
         self.handler.kind()
     }
