@@ -42,6 +42,11 @@ mod route;
 ///    `mode` (`emmer::Mode`, `String` or `&str`). A reserved name wins over a
 ///    capture group of the same name. `data` is reserved for
 ///    [`route_write`] and an error on a read route.
+///
+///    A leading underscore binds the same value (`_client_host`,
+///    `_filename`, `_mac` for a group `mac`), so a parameter the handler
+///    does not use need not warn, as rustc suggests; a group whose own name
+///    starts with `_` keeps it.
 /// 2. **By capture name**: a named group of the pattern (`(?P<mac>…)` or
 ///    `(?<mac>…)`), converted with `FromStr`. A value that does not convert
 ///    (say `"abc"` for a `u32`) means *this route does not match*, and the

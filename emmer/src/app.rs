@@ -10,7 +10,7 @@ use crate::fs::ServeDir;
 use crate::handler::call::{ReadCall, WriteCall};
 use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, StateMap};
 use crate::proto::Rollover;
-use crate::route::{Handler, RouteSpec, RouteTable, registered};
+use crate::route::{Handler, RoutePattern, RouteSpec, RouteTable, registered};
 use crate::server::Server;
 use crate::{Config, Error, Result, TftpOption};
 
@@ -71,7 +71,9 @@ impl App {
     }
 
     /// An app with no routes (add them with [`route_read`](Self::route_read)
-    /// and [`route_write`](Self::route_write)), e.g. for tests.
+    /// and [`route_write`](Self::route_write), or pick macro routes with
+    /// [`macro_route`](Self::macro_route) and
+    /// [`macro_routes_in`](Self::macro_routes_in)), e.g. for tests.
     pub fn empty() -> Self {
         Self {
             routes: Vec::new(),
@@ -80,6 +82,116 @@ impl App {
             state: Arc::new(StateMap::default()),
             observers: Observers::default(),
             checks: Vec::new(),
+        }
+    }
+
+    /// Adds the route of the `#[route_read]` / `#[route_write]` function
+    /// named `path`: its name (`"pxe_config"`), or as much of its module
+    /// path as tells it from others of the same name
+    /// (`"boot::pxe_config"`). For tests that pick their routes when the
+    /// binary holds others (see [`testing`](crate::testing)).
+    ///
+    /// A route added twice is added once. [`table`](Self::table) and
+    /// [`bind`](Self::bind) fail when no function, or more than one, has
+    /// that path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, route_read};
+    ///
+    /// #[route_read("hello")]
+    /// fn hello() -> &'static str { "hi" }
+    ///
+    /// #[route_read(".*")]
+    /// fn everything() -> &'static str { "all" }
+    ///
+    /// let app = App::empty().macro_route("hello");
+    /// assert_eq!(app.read("hello").await.unwrap(), b"hi");
+    /// assert!(app.read("other").await.is_err(), "`everything` was not picked");
+    /// assert!(App::empty().macro_route("nope").table().is_err());
+    /// # }
+    /// ```
+    pub fn macro_route(mut self, path: &str) -> Self {
+        let suffix = format!("::{path}");
+        let found: Vec<RouteSpec> = registered()
+            .into_iter()
+            .filter(|r| r.path().is_some_and(|p| p == path || p.ends_with(&suffix)))
+            .collect();
+        if found.len() == 1 {
+            self.add_macro_routes(found);
+            return self;
+        }
+        let mut paths: Vec<String> = found.iter().filter_map(RouteSpec::path).collect();
+        let message = if paths.is_empty() {
+            let mut all: Vec<String> = registered().iter().filter_map(RouteSpec::path).collect();
+            all.sort();
+            format!(
+                "no #[route_read] or #[route_write] function is named {path:?}; the macro routes are: {}",
+                all.join(", ")
+            )
+        } else {
+            paths.sort();
+            format!(
+                "{path:?} names {}; write more of the module path",
+                paths.join(" and ")
+            )
+        };
+        self.checks.push(Box::new(move || {
+            Err(Error::Config {
+                setting: "macro route (App::macro_route)".into(),
+                message: message.clone(),
+            })
+        }));
+        self
+    }
+
+    /// Adds every `#[route_read]` / `#[route_write]` route declared in
+    /// `module` or its submodules: pass `module_path!()` to take the routes
+    /// of the calling module. [`table`](Self::table) and
+    /// [`bind`](Self::bind) fail when there is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// mod boot {
+    ///     #[emmer::route_read("kernel")]
+    ///     pub fn kernel() -> &'static str { "vmlinuz" }
+    /// }
+    /// let app = emmer::App::empty().macro_routes_in(&format!("{}::boot", module_path!()));
+    /// assert_eq!(app.read("kernel").await.unwrap(), b"vmlinuz");
+    /// # }
+    /// ```
+    pub fn macro_routes_in(mut self, module: &str) -> Self {
+        let below = format!("{module}::");
+        let found: Vec<RouteSpec> = registered()
+            .into_iter()
+            .filter(|r| r.path().is_some_and(|p| p.starts_with(&below)))
+            .collect();
+        if found.is_empty() {
+            let module = module.to_owned();
+            self.checks.push(Box::new(move || {
+                Err(Error::Config {
+                    setting: "macro routes (App::macro_routes_in)".into(),
+                    message: format!(
+                        "no #[route_read] or #[route_write] function is declared in {module} or below"
+                    ),
+                })
+            }));
+        }
+        self.add_macro_routes(found);
+        self
+    }
+
+    fn add_macro_routes(&mut self, routes: Vec<RouteSpec>) {
+        for r in routes {
+            if !self.routes.iter().any(|have| have.same_macro_route(&r)) {
+                self.routes.push(r);
+            }
         }
     }
 
@@ -290,9 +402,28 @@ impl App {
     }
 
     /// Adds a read route without a macro. The handler runs on the blocking
-    /// pool. Builder routes come after macro routes of the same priority, in
-    /// the order added.
-    pub fn route_read<H, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    /// pool.
+    ///
+    /// `pattern` is a regex (`&str` or `String`) or a [`RoutePattern`] that
+    /// also gives the route a priority and limits. Builder routes come after
+    /// macro routes of the same priority, in the order added (see
+    /// [`route`](crate::route)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request, RoutePattern};
+    /// let app = App::empty()
+    ///     .route_read(".*", |_: &Request| "fallback")
+    ///     // Added later, tried first.
+    ///     .route_read(RoutePattern::new("motd").priority(1), |_: &Request| "hello");
+    /// assert_eq!(app.read("motd").await.unwrap(), b"hello");
+    /// assert_eq!(app.read("other").await.unwrap(), b"fallback");
+    /// # }
+    /// ```
+    pub fn route_read<H, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(&Request) -> R + Send + Sync + 'static,
         R: IntoReadResponse + 'static,
@@ -309,7 +440,7 @@ impl App {
 
     /// Adds a write route without a macro: the handler gets the whole upload
     /// and decides between the final ACK and an ERROR.
-    pub fn route_write<H, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    pub fn route_write<H, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(&Request, Vec<u8>) -> R + Send + Sync + 'static,
         R: IntoWriteResponse + 'static,
@@ -340,7 +471,7 @@ impl App {
     /// assert_eq!(app.read("files/none-such").await.unwrap_err().code(), emmer::ErrorCode::FileNotFound);
     /// # }
     /// ```
-    pub fn route_read_async<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    pub fn route_read_async<H, Fut, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
@@ -355,7 +486,7 @@ impl App {
     }
 
     /// Adds a write route whose async handler gets the whole upload.
-    pub fn route_write_async<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    pub fn route_write_async<H, Fut, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(Request, Vec<u8>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
@@ -374,7 +505,7 @@ impl App {
     /// Adds a write route whose async handler streams the upload
     /// ([`Upload`](crate::Upload)): called when the request arrives, it can
     /// refuse before anything is acknowledged.
-    pub fn route_upload<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    pub fn route_upload<H, Fut, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(Request, crate::Upload) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
@@ -391,12 +522,14 @@ impl App {
     }
 
     /// Sets limits on the route added last (a tighter blksize, windowsize or
-    /// upload size than the server's).
+    /// upload size than the server's). Prefer giving them with the route:
+    /// [`RoutePattern::limits`](crate::RoutePattern::limits).
     ///
     /// # Examples
     ///
     /// ```
-    /// use emmer::{App, Request, route::RouteLimits};
+    /// # #![allow(deprecated)]
+    /// use emmer::{App, Request, RouteLimits};
     /// let app = App::empty()
     ///     .route_write("cfg/.+", |_: &Request, _data: Vec<u8>| ())
     ///     .limits(RouteLimits { max_upload: Some(64 * 1024), ..Default::default() });
@@ -406,6 +539,10 @@ impl App {
     /// # Panics
     ///
     /// When no route was added yet.
+    #[deprecated(
+        since = "0.1.0",
+        note = "give the limits with the route: `RoutePattern::new(p).limits(..)` or `.max_upload(n)`"
+    )]
     pub fn limits(mut self, limits: crate::route::RouteLimits) -> Self {
         self.routes
             .last_mut()
@@ -470,7 +607,7 @@ impl App {
                 dir.open(req.capture("path").unwrap_or_default())
             }))
         }));
-        self = self.push_named(pattern.clone(), Some(name.clone()), read);
+        self = self.push_named(RoutePattern::new(pattern.clone()), Some(name.clone()), read);
         if dir.writes_allowed() {
             let write = Handler::Write(Arc::new(move |req: &Request| {
                 let (dir, req) = (dir.clone(), req.clone());
@@ -479,19 +616,20 @@ impl App {
                     dir.store(name, upload).await.map(drop)
                 }))
             }));
-            self = self.push_named(pattern, Some(name), write);
+            self = self.push_named(RoutePattern::new(pattern), Some(name), write);
         }
         self
     }
 
-    fn push(self, pattern: String, handler: Handler) -> Self {
+    fn push(self, pattern: RoutePattern, handler: Handler) -> Self {
         self.push_named(pattern, None, handler)
     }
 
-    fn push_named(mut self, pattern: String, name: Option<String>, handler: Handler) -> Self {
+    fn push_named(mut self, pattern: RoutePattern, name: Option<String>, handler: Handler) -> Self {
         let index = self.builder_routes;
         self.builder_routes += 1;
-        let mut spec = RouteSpec::builder(pattern, 0, index, handler);
+        let mut spec = RouteSpec::builder(pattern.pattern, pattern.priority, index, handler);
+        spec.limits = pattern.limits;
         if let Some(name) = name {
             spec = spec.named(name);
         }
@@ -508,11 +646,17 @@ impl App {
     /// # Errors
     ///
     /// An invalid pattern, two routes of the same kind with the same
-    /// pattern, or a served directory ([`serve_dir`](Self::serve_dir)) that
-    /// is not there.
+    /// pattern, a route that takes a [`State<T>`](crate::State) never
+    /// registered with [`state`](Self::state) ([`Error::MissingState`], naming
+    /// the route and the type), a [`macro_route`](Self::macro_route) that
+    /// names no route, or a served directory ([`serve_dir`](Self::serve_dir))
+    /// that is not there.
     pub fn table(&self) -> Result<RouteTable> {
         for check in &self.checks {
             check()?;
+        }
+        for route in &self.routes {
+            route.check_needs(&self.state)?;
         }
         RouteTable::build(self.routes.clone())
     }

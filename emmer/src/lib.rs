@@ -102,6 +102,7 @@ pub use handler::{
     FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Upload,
 };
 pub use proto::{Mode, Rollover};
+pub use route::{RouteLimits, RoutePattern};
 pub use server::{Server, ShutdownHandle};
 
 /// Serves the routes declared with [`route_read`] and [`route_write`] until the

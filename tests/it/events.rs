@@ -87,7 +87,7 @@ async fn a_write_reports_its_bytes_and_blocks() {
     assert!(ev.granted.is_empty(), "no options, no OACK");
     // Refused by its handler: our error, with the route.
     let e = server.client().put("up/b", b"short").await.unwrap_err();
-    assert_eq!(e.code(), Some(2));
+    assert_eq!(e.code(), Some(ErrorCode::AccessViolation));
     let ev = next(&mut rx).await;
     assert_eq!(
         ev.outcome,
@@ -111,7 +111,7 @@ async fn refused_requests_are_reported_too() {
 
     // No route takes it.
     let e = server.client().get("none").await.unwrap_err();
-    assert_eq!(e.code(), Some(1));
+    assert_eq!(e.code(), Some(ErrorCode::FileNotFound));
     let ev = next(&mut rx).await;
     assert_eq!(ev.outcome.code(), Some(1));
     assert_eq!(ev.outcome.as_str(), "error");
@@ -122,7 +122,7 @@ async fn refused_requests_are_reported_too() {
     let first = tokio::spawn(async move { client.get("slow").await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let e = server.client().get("slow").await.unwrap_err();
-    assert_eq!(e.code(), Some(0));
+    assert_eq!(e.code(), Some(ErrorCode::Undefined));
     let ev = next(&mut rx).await;
     assert_eq!(ev.outcome, TransferOutcome::Refused(Limit::PerHost(1)));
     assert_eq!(ev.filename, "slow");

@@ -91,7 +91,7 @@ impl Tree {
 /// The code of the ERROR a transfer ended with.
 #[track_caller]
 fn err<T: std::fmt::Debug>(r: Result<T, emmer::testing::ClientError>) -> Option<u16> {
-    r.unwrap_err().code()
+    r.unwrap_err().raw_code()
 }
 
 /// Reads `name` through the app's route table and expects ERROR `code`.
@@ -565,9 +565,12 @@ async fn binary_serves_a_directory() {
             .await
             .unwrap_err()
             .code(),
-        Some(2)
+        Some(ErrorCode::AccessViolation)
     );
-    assert_eq!(client.get("missing").await.unwrap_err().code(), Some(1));
+    assert_eq!(
+        client.get("missing").await.unwrap_err().code(),
+        Some(ErrorCode::FileNotFound)
+    );
     client.put("sub/put.bin", b"from the test").await.unwrap();
     assert_eq!(
         read(&tree.root_path().join("sub/put.bin")),

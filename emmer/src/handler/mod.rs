@@ -269,6 +269,10 @@ impl StateMap {
         self.map.insert(TypeId::of::<T>(), Arc::new(value));
     }
 
+    pub(crate) fn contains(&self, id: TypeId) -> bool {
+        self.map.contains_key(&id)
+    }
+
     pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.map.get(&TypeId::of::<T>())?.downcast_ref()
     }
