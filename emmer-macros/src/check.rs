@@ -377,6 +377,8 @@ fn is_plain_value(ty: &Type) -> bool {
         Type::Reference(r) => is_plain_value(&r.elem),
         Type::Group(g) => is_plain_value(&g.elem),
         Type::Paren(p) => is_plain_value(&p.elem),
+        // `Option<Traceparent>` is an extractor; `Option<u32>` a group.
+        _ if option_inner(ty).is_some() => option_inner(ty).is_some_and(is_plain_value),
         _ => last_segment(ty).is_some_and(|s| PLAIN.iter().any(|p| s.ident == p)),
     }
 }
@@ -594,7 +596,8 @@ mod tests {
             quote!(&'static str),
             quote!(u64),
             quote!(std::net::IpAddr),
-            quote!(Option<Foo>),
+            quote!(Option<u32>),
+            quote!(Option<&str>),
             quote!(PathBuf),
             quote!(f32),
         ] {
@@ -603,6 +606,8 @@ mod tests {
         }
         for ty in [
             quote!(State<u32>),
+            // An extractor may come as an Option (Option<Traceparent>).
+            quote!(Option<Traceparent>),
             quote!(Peer),
             quote!(Vec<u8>),
             quote!(&Request),

@@ -57,7 +57,8 @@ mod route;
 /// 3. **`&Request`**: the whole request (peer, file name, mode, options,
 ///    captures). (And, on write routes, `Upload`: see [`route_write`].)
 /// 4. **By type**, anything that implements `emmer::FromRequest`: `Peer`,
-///    `SocketAddr`, `Request`, `State<T>`, your own extractors. A pattern
+///    `SocketAddr`, `Request`, `State<T>`, `Option<Traceparent>`, your own
+///    extractors. A pattern
 ///    may destructure such a parameter (`State(inv): State<Arc<Inventory>>`)
 ///    or ignore its name (`_: Peer`). If the extractor refuses, the client
 ///    gets its error and no other route is tried.
@@ -83,7 +84,7 @@ mod route;
 /// parameters, a `self` receiver, an `unsafe fn`; `data` on a read route;
 /// a parameter pattern other than a name, `mut name`, `_` or a destructured
 /// struct (tuples, `ref`, `@` bindings); and a parameter with a plain value type (`String`, `&str`,
-/// numbers, `bool`, `char`, `IpAddr`, `PathBuf`, `Option<…>`) whose name is
+/// numbers, `bool`, `char`, `IpAddr`, `PathBuf`, or an `Option` of one) whose name is
 /// neither reserved nor a capture group of the pattern. The compiler then
 /// checks the types: a wrong type for a reserved name, a capture type
 /// without `FromStr`, or a parameter that is not an extractor errors on the

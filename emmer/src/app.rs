@@ -353,6 +353,35 @@ impl App {
         self
     }
 
+    /// Routes requests by their file name without the W3C `traceparent`
+    /// a client appended to it (default false): with it, a request for
+    /// `ipxe.efi-00-<trace id>-<parent id>-01` is routed, and seen by
+    /// handlers, as `ipxe.efi`. Either way the trace id goes on the
+    /// transfer's span and event, and handlers can take
+    /// [`Option<Traceparent>`](crate::Traceparent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request};
+    /// let app = App::empty()
+    ///     .route_read(r"ipxe\.efi", |req: &Request| {
+    ///         format!("{} {}", req.filename(), req.traceparent().unwrap().trace_id())
+    ///     })
+    ///     .strip_traceparent(true);
+    /// # let server = emmer::testing::TestServer::start(app).await;
+    /// let name = "ipxe.efi-00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    /// let body = server.client().get(name).await.unwrap();
+    /// assert_eq!(body, b"ipxe.efi 0af7651916cd43dd8448eb211c80319c");
+    /// # }
+    /// ```
+    pub fn strip_traceparent(mut self, on: bool) -> Self {
+        self.config.strip_traceparent = on;
+        self
+    }
+
     /// Registers application state, taken by handlers as
     /// [`State<T>`](crate::State).
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {

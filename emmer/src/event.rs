@@ -97,6 +97,9 @@ pub struct TransferEvent {
     pub duration: Duration,
     /// How it ended.
     pub outcome: TransferOutcome,
+    /// The W3C `traceparent` appended to the file name, if any (see
+    /// [`Traceparent`](crate::Traceparent)); `filename` keeps it.
+    pub traceparent: Option<crate::Traceparent>,
 }
 
 /// How a transfer ended.
@@ -236,6 +239,7 @@ impl TransferEvent {
             started,
             duration: Duration::ZERO,
             outcome: TransferOutcome::Complete,
+            traceparent: request.traceparent().cloned(),
         }
     }
 }

@@ -715,3 +715,27 @@ async fn a_test_picks_its_macro_routes() {
         .macro_route("api::package");
     assert_eq!(twice.table().unwrap().routes().len(), 1);
 }
+
+// ---- trace context ----------------------------------------------------------
+
+#[route_read(r"api/trace(?:-.+)?")]
+fn traced(trace: Option<emmer::Traceparent>, filename: &str) -> String {
+    match trace {
+        Some(t) => format!("{} {}", t.trace_id(), t.sampled()),
+        None => format!("none {filename}"),
+    }
+}
+
+#[tokio::test]
+async fn a_handler_takes_the_traceparent_of_the_file_name() {
+    let app = App::empty().macro_route("traced");
+    assert_eq!(app.read("api/trace").await.unwrap(), b"none api/trace");
+    let name = "api/trace-00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    assert_eq!(
+        app.read(name).await.unwrap(),
+        b"4bf92f3577b34da6a3ce929d0e0e4736 false"
+    );
+    // Not a valid traceparent (zero trace id): none.
+    let zero = "api/trace-00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+    assert!(app.read(zero).await.unwrap().starts_with(b"none "));
+}

@@ -244,3 +244,27 @@ async fn a_slow_callback_does_not_slow_transfers() {
         "10 transfers took {took:?} beside a callback of 3 s per event"
     );
 }
+
+/// A W3C traceparent appended to the name: with `strip_traceparent` the
+/// route sees the plain name; the event keeps the whole name and the trace.
+#[tokio::test]
+async fn the_traceparent_of_a_name_reaches_the_event() {
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let (app, mut rx) = recorded(
+        App::empty()
+            .route_read(r"ipxe\.efi", |req: &Request| req.filename().to_owned())
+            .strip_traceparent(true),
+    );
+    let server = TestServer::start(app).await;
+    let name = format!("ipxe.efi-{tp}");
+    assert_eq!(server.client().get(&name).await.unwrap(), b"ipxe.efi");
+    let ev = next(&mut rx).await;
+    assert_eq!(ev.filename, name);
+    assert_eq!(ev.pattern.as_deref(), Some(r"ipxe\.efi"));
+    let trace = ev.traceparent.expect("the event carries the trace");
+    assert_eq!(trace.to_string(), tp);
+    assert_eq!(trace.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+    // Without a traceparent, the event has none.
+    server.client().get("ipxe.efi").await.unwrap();
+    assert_eq!(next(&mut rx).await.traceparent, None);
+}

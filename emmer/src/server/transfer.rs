@@ -41,10 +41,19 @@ pub(crate) async fn run(
         route = Empty,
         blksize = Empty,
         windowsize = Empty,
+        trace_id = Empty,
     );
+    if let Some(t) = request.traceparent() {
+        span.record("trace_id", t.trace_id());
+    }
+    let asked = shared.events.enabled().then(|| request.clone());
+    let request = if shared.config.strip_traceparent {
+        request.without_traceparent()
+    } else {
+        request
+    };
     let started = now();
     let wall = SystemTime::now();
-    let asked = shared.events.enabled().then(|| request.clone());
     async move {
         let report = serve(shared, kind, request, session, stop).await;
         report.log(started);
