@@ -184,7 +184,7 @@ fn classify(kind: Kind, arg: &PatType, groups: Option<&[String]>) -> syn::Result
             "a handler parameter cannot be `impl Trait`: the macro must name its type to bind it; use a concrete type",
         ));
     }
-    let name = ident.map(|i| i.unraw().to_string());
+    let name = ident.map(|i| bound_name(&i.unraw().to_string(), groups));
     if let Some(name) = &name {
         if let Some(reserved) = Reserved::from_name(name) {
             if reserved == Reserved::Data && kind == Kind::Read {
@@ -228,6 +228,19 @@ fn classify(kind: Kind, arg: &PatType, groups: Option<&[String]>) -> syn::Result
         }
     }
     Ok(Binding::Extract)
+}
+
+/// The name a parameter binds by: its own, or without a leading `_` when
+/// only that one is reserved or a group (`_client_host` is `client_host`,
+/// as rustc suggests for an unused parameter).
+fn bound_name(name: &str, groups: Option<&[String]>) -> String {
+    let binds = |n: &str| {
+        Reserved::from_name(n).is_some() || groups.is_some_and(|g| g.iter().any(|g| g == n))
+    };
+    match name.strip_prefix('_') {
+        Some(rest) if !rest.is_empty() && !binds(name) && binds(rest) => rest.to_owned(),
+        _ => name.to_owned(),
+    }
 }
 
 /// The error for a plain-typed parameter that nothing binds by name.
@@ -340,6 +353,11 @@ fn is_request_ref(ty: &Type) -> bool {
     }
 }
 
+/// `State<T>`, `emmer::State<T>`: a path ending in `State` with arguments.
+pub(crate) fn is_state(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "State" && !s.arguments.is_none())
+}
+
 /// `Upload`, `emmer::Upload`.
 fn is_upload(ty: &Type) -> bool {
     last_segment(ty).is_some_and(|s| s.ident == "Upload" && s.arguments.is_none())
@@ -359,6 +377,8 @@ fn is_plain_value(ty: &Type) -> bool {
         Type::Reference(r) => is_plain_value(&r.elem),
         Type::Group(g) => is_plain_value(&g.elem),
         Type::Paren(p) => is_plain_value(&p.elem),
+        // `Option<Traceparent>` is an extractor; `Option<u32>` a group.
+        _ if option_inner(ty).is_some() => option_inner(ty).is_some_and(is_plain_value),
         _ => last_segment(ty).is_some_and(|s| PLAIN.iter().any(|p| s.ident == p)),
     }
 }
@@ -397,6 +417,69 @@ mod tests {
         assert!(
             e.to_string()
                 .starts_with("route pattern is not a valid regex: ")
+        );
+    }
+
+    #[test]
+    fn a_leading_underscore_binds_the_same_name() {
+        let b = bindings(
+            Kind::Write,
+            "(?P<mac>.*)",
+            quote!(
+                fn f(
+                    _client_host: IpAddr,
+                    _client_port: u16,
+                    _filename: &str,
+                    _mode: Mode,
+                    _mac: String,
+                    _data: Vec<u8>,
+                ) {
+                }
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            [
+                Binding::Reserved(Reserved::ClientHost),
+                Binding::Reserved(Reserved::ClientPort),
+                Binding::Reserved(Reserved::Filename),
+                Binding::Reserved(Reserved::Mode),
+                Binding::Capture {
+                    name: "mac".into(),
+                    optional: false,
+                    borrowed: false
+                },
+                Binding::Reserved(Reserved::Data),
+            ]
+        );
+        // A group that is itself named with an underscore keeps it.
+        let b = bindings(
+            Kind::Read,
+            "(?P<_x>.*)(?P<x>.*)",
+            quote!(
+                fn f(_x: u8) {}
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            [Binding::Capture {
+                name: "_x".into(),
+                optional: false,
+                borrowed: false
+            }]
+        );
+        // `_data` on a read route is the same mistake as `data`.
+        assert!(
+            bindings(
+                Kind::Read,
+                ".*",
+                quote!(
+                    fn f(_data: Vec<u8>) {}
+                )
+            )
+            .is_err()
         );
     }
 
@@ -513,7 +596,8 @@ mod tests {
             quote!(&'static str),
             quote!(u64),
             quote!(std::net::IpAddr),
-            quote!(Option<Foo>),
+            quote!(Option<u32>),
+            quote!(Option<&str>),
             quote!(PathBuf),
             quote!(f32),
         ] {
@@ -522,6 +606,8 @@ mod tests {
         }
         for ty in [
             quote!(State<u32>),
+            // An extractor may come as an Option (Option<Traceparent>).
+            quote!(Option<Traceparent>),
             quote!(Peer),
             quote!(Vec<u8>),
             quote!(&Request),

@@ -32,6 +32,7 @@ pub(crate) fn generate(
     let mut inner = Vec::new();
     let mut call_args = Vec::new();
     let mut data_let = None;
+    let mut needs = Vec::new();
     for (i, param) in params.iter().enumerate() {
         let local = format_ident!("__emmer_arg{}", i);
         let ty = param.ty;
@@ -114,6 +115,13 @@ pub(crate) fn generate(
                 continue;
             }
             Binding::Extract => {
+                // What the extractor needs from the app (a registered
+                // `State<T>`), checked when the route table is built. Asked
+                // of types named `State` only, so that a type that is no
+                // extractor at all gets one error (from `extract`), not two.
+                if crate::check::is_state(ty) {
+                    needs.push(quote_spanned!(span=> <#ty as ::emmer::FromRequest>::__needs));
+                }
                 let extract = quote_spanned!(span=> ::emmer::__private::extract::<#ty>);
                 extracts.push(quote! {
                     let #local = match #extract(__req) {
@@ -242,6 +250,8 @@ pub(crate) fn generate(
                     },
                     name: #name,
                     location: #location,
+                    module: ::core::module_path!(),
+                    needs: &[#(#needs),*],
                     handler: ::emmer::__private::RouteFn::#kind_variant(__emmer_prepare),
                 }
             }

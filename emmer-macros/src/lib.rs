@@ -42,6 +42,11 @@ mod route;
 ///    `mode` (`emmer::Mode`, `String` or `&str`). A reserved name wins over a
 ///    capture group of the same name. `data` is reserved for
 ///    [`route_write`] and an error on a read route.
+///
+///    A leading underscore binds the same value (`_client_host`,
+///    `_filename`, `_mac` for a group `mac`), so a parameter the handler
+///    does not use need not warn, as rustc suggests; a group whose own name
+///    starts with `_` keeps it.
 /// 2. **By capture name**: a named group of the pattern (`(?P<mac>…)` or
 ///    `(?<mac>…)`), converted with `FromStr`. A value that does not convert
 ///    (say `"abc"` for a `u32`) means *this route does not match*, and the
@@ -52,7 +57,8 @@ mod route;
 /// 3. **`&Request`**: the whole request (peer, file name, mode, options,
 ///    captures). (And, on write routes, `Upload`: see [`route_write`].)
 /// 4. **By type**, anything that implements `emmer::FromRequest`: `Peer`,
-///    `SocketAddr`, `Request`, `State<T>`, your own extractors. A pattern
+///    `SocketAddr`, `Request`, `State<T>`, `Option<Traceparent>`, your own
+///    extractors. A pattern
 ///    may destructure such a parameter (`State(inv): State<Arc<Inventory>>`)
 ///    or ignore its name (`_: Peer`). If the extractor refuses, the client
 ///    gets its error and no other route is tried.
@@ -78,7 +84,7 @@ mod route;
 /// parameters, a `self` receiver, an `unsafe fn`; `data` on a read route;
 /// a parameter pattern other than a name, `mut name`, `_` or a destructured
 /// struct (tuples, `ref`, `@` bindings); and a parameter with a plain value type (`String`, `&str`,
-/// numbers, `bool`, `char`, `IpAddr`, `PathBuf`, `Option<…>`) whose name is
+/// numbers, `bool`, `char`, `IpAddr`, `PathBuf`, or an `Option` of one) whose name is
 /// neither reserved nor a capture group of the pattern. The compiler then
 /// checks the types: a wrong type for a reserved name, a capture type
 /// without `FromStr`, or a parameter that is not an extractor errors on the

@@ -46,8 +46,31 @@ pub struct RouteDef {
     pub name: &'static str,
     /// Where the route was declared.
     pub location: Location,
+    /// The module the function is declared in (`module_path!()`).
+    pub module: &'static str,
+    /// What the handler's extractors need from the app (`FromRequest::__needs`
+    /// of each), checked when the route table is built.
+    pub needs: &'static [fn() -> Option<Need>],
     /// Binds a request to the handler.
     pub handler: RouteFn,
+}
+
+/// Something an extractor needs from the app to work: application state of
+/// a type, registered with `App::state`.
+#[derive(Debug, Clone, Copy)]
+pub struct Need {
+    pub(crate) type_id: std::any::TypeId,
+    pub(crate) type_name: &'static str,
+}
+
+impl Need {
+    /// State of type `T`.
+    pub fn state<T: 'static>() -> Self {
+        Self {
+            type_id: std::any::TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+        }
+    }
 }
 
 inventory::collect!(RouteDef);

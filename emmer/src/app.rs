@@ -5,13 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::event::{Observers, TransferEvent};
+use crate::fs::ServeDir;
 use crate::handler::call::{ReadCall, WriteCall};
 use crate::handler::{IntoReadResponse, IntoWriteResponse, Request, StateMap};
 use crate::proto::Rollover;
-use crate::route::{Handler, RouteSpec, RouteTable, registered};
+use crate::route::{Handler, RoutePattern, RouteSpec, RouteTable, registered};
 use crate::server::Server;
 use crate::server::socket::Net;
-use crate::{Config, Result, TftpOption};
+use crate::{Config, Error, Result, TftpOption};
 
 /// A TFTP application: routes, shared state and configuration.
 ///
@@ -38,13 +40,20 @@ pub struct App {
     state: Arc<StateMap>,
     /// The operating system's network, or a simulated one in tests.
     net: Net,
+    observers: Observers,
+    /// Checked when the route table is built (served directories).
+    checks: Vec<Check>,
 }
+
+/// A start-up check, run by [`App::table`].
+type Check = Box<dyn Fn() -> Result<()> + Send + Sync>;
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
             .field("routes", &self.routes)
             .field("config", &self.config)
+            .field("observers", &self.observers)
             .finish_non_exhaustive()
     }
 }
@@ -65,7 +74,9 @@ impl App {
     }
 
     /// An app with no routes (add them with [`route_read`](Self::route_read)
-    /// and [`route_write`](Self::route_write)), e.g. for tests.
+    /// and [`route_write`](Self::route_write), or pick macro routes with
+    /// [`macro_route`](Self::macro_route) and
+    /// [`macro_routes_in`](Self::macro_routes_in)), e.g. for tests.
     pub fn empty() -> Self {
         Self {
             routes: Vec::new(),
@@ -73,6 +84,118 @@ impl App {
             config: Config::default(),
             state: Arc::new(StateMap::default()),
             net: Net::Os,
+            observers: Observers::default(),
+            checks: Vec::new(),
+        }
+    }
+
+    /// Adds the route of the `#[route_read]` / `#[route_write]` function
+    /// named `path`: its name (`"pxe_config"`), or as much of its module
+    /// path as tells it from others of the same name
+    /// (`"boot::pxe_config"`). For tests that pick their routes when the
+    /// binary holds others (see [`testing`](crate::testing)).
+    ///
+    /// A route added twice is added once. [`table`](Self::table) and
+    /// [`bind`](Self::bind) fail when no function, or more than one, has
+    /// that path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, route_read};
+    ///
+    /// #[route_read("hello")]
+    /// fn hello() -> &'static str { "hi" }
+    ///
+    /// #[route_read(".*")]
+    /// fn everything() -> &'static str { "all" }
+    ///
+    /// let app = App::empty().macro_route("hello");
+    /// assert_eq!(app.read("hello").await.unwrap(), b"hi");
+    /// assert!(app.read("other").await.is_err(), "`everything` was not picked");
+    /// assert!(App::empty().macro_route("nope").table().is_err());
+    /// # }
+    /// ```
+    pub fn macro_route(mut self, path: &str) -> Self {
+        let suffix = format!("::{path}");
+        let found: Vec<RouteSpec> = registered()
+            .into_iter()
+            .filter(|r| r.path().is_some_and(|p| p == path || p.ends_with(&suffix)))
+            .collect();
+        if found.len() == 1 {
+            self.add_macro_routes(found);
+            return self;
+        }
+        let mut paths: Vec<String> = found.iter().filter_map(RouteSpec::path).collect();
+        let message = if paths.is_empty() {
+            let mut all: Vec<String> = registered().iter().filter_map(RouteSpec::path).collect();
+            all.sort();
+            format!(
+                "no #[route_read] or #[route_write] function is named {path:?}; the macro routes are: {}",
+                all.join(", ")
+            )
+        } else {
+            paths.sort();
+            format!(
+                "{path:?} names {}; write more of the module path",
+                paths.join(" and ")
+            )
+        };
+        self.checks.push(Box::new(move || {
+            Err(Error::Config {
+                setting: "macro route (App::macro_route)".into(),
+                message: message.clone(),
+            })
+        }));
+        self
+    }
+
+    /// Adds every `#[route_read]` / `#[route_write]` route declared in
+    /// `module` or its submodules: pass `module_path!()` to take the routes
+    /// of the calling module. [`table`](Self::table) and
+    /// [`bind`](Self::bind) fail when there is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// mod boot {
+    ///     #[emmer::route_read("kernel")]
+    ///     pub fn kernel() -> &'static str { "vmlinuz" }
+    /// }
+    /// let app = emmer::App::empty().macro_routes_in(&format!("{}::boot", module_path!()));
+    /// assert_eq!(app.read("kernel").await.unwrap(), b"vmlinuz");
+    /// # }
+    /// ```
+    pub fn macro_routes_in(mut self, module: &str) -> Self {
+        let below = format!("{module}::");
+        let found: Vec<RouteSpec> = registered()
+            .into_iter()
+            .filter(|r| r.path().is_some_and(|p| p.starts_with(&below)))
+            .collect();
+        if found.is_empty() {
+            let module = module.to_owned();
+            self.checks.push(Box::new(move || {
+                Err(Error::Config {
+                    setting: "macro routes (App::macro_routes_in)".into(),
+                    message: format!(
+                        "no #[route_read] or #[route_write] function is declared in {module} or below"
+                    ),
+                })
+            }));
+        }
+        self.add_macro_routes(found);
+        self
+    }
+
+    fn add_macro_routes(&mut self, routes: Vec<RouteSpec>) {
+        for r in routes {
+            if !self.routes.iter().any(|have| have.same_macro_route(&r)) {
+                self.routes.push(r);
+            }
         }
     }
 
@@ -257,6 +380,35 @@ impl App {
         self
     }
 
+    /// Routes requests by their file name without the W3C `traceparent`
+    /// a client appended to it (default false): with it, a request for
+    /// `ipxe.efi-00-<trace id>-<parent id>-01` is routed, and seen by
+    /// handlers, as `ipxe.efi`. Either way the trace id goes on the
+    /// transfer's span and event, and handlers can take
+    /// [`Option<Traceparent>`](crate::Traceparent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request};
+    /// let app = App::empty()
+    ///     .route_read(r"ipxe\.efi", |req: &Request| {
+    ///         format!("{} {}", req.filename(), req.traceparent().unwrap().trace_id())
+    ///     })
+    ///     .strip_traceparent(true);
+    /// # let server = emmer::testing::TestServer::start(app).await;
+    /// let name = "ipxe.efi-00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    /// let body = server.client().get(name).await.unwrap();
+    /// assert_eq!(body, b"ipxe.efi 0af7651916cd43dd8448eb211c80319c");
+    /// # }
+    /// ```
+    pub fn strip_traceparent(mut self, on: bool) -> Self {
+        self.config.strip_traceparent = on;
+        self
+    }
+
     /// Registers application state, taken by handlers as
     /// [`State<T>`](crate::State).
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
@@ -264,10 +416,70 @@ impl App {
         self
     }
 
+    /// Calls `callback` once for every request, served or refused, after it
+    /// ended, with its [`TransferEvent`]: who asked for what, which route
+    /// took it, bytes, blocks, retransmissions, the round trip, the duration
+    /// and the outcome.
+    ///
+    /// Callbacks run on a thread of their own, one event after the other,
+    /// in the order they were registered: a slow callback never slows a
+    /// transfer, and one that panics is logged and called again for the
+    /// next event. When they fall behind by
+    /// [`EVENT_QUEUE`](crate::event::EVENT_QUEUE) events, new events are
+    /// dropped (and counted in a warning) rather than waited for. See
+    /// [`event`](crate::event).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::testing::TestServer;
+    /// use emmer::{App, Request, TransferEvent};
+    ///
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let app = App::empty()
+    ///     .route_read("motd", |_: &Request| "hello")
+    ///     .on_transfer(move |ev: &TransferEvent| {
+    ///         let _ = tx.send((ev.filename.clone(), ev.bytes, ev.outcome.as_str()));
+    ///     });
+    /// let server = TestServer::start(app).await;
+    /// server.client().get("motd").await.unwrap();
+    /// let ev = rx.recv().await.unwrap();
+    /// assert_eq!(ev, ("motd".to_owned(), 5, "complete"));
+    /// # }
+    /// ```
+    pub fn on_transfer<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&TransferEvent) + Send + Sync + 'static,
+    {
+        self.observers.callbacks.push(Arc::new(callback));
+        self
+    }
+
     /// Adds a read route without a macro. The handler runs on the blocking
-    /// pool. Builder routes come after macro routes of the same priority, in
-    /// the order added.
-    pub fn route_read<H, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    /// pool.
+    ///
+    /// `pattern` is a regex (`&str` or `String`) or a [`RoutePattern`] that
+    /// also gives the route a priority and limits. Builder routes come after
+    /// macro routes of the same priority, in the order added (see
+    /// [`route`](crate::route)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request, RoutePattern};
+    /// let app = App::empty()
+    ///     .route_read(".*", |_: &Request| "fallback")
+    ///     // Added later, tried first.
+    ///     .route_read(RoutePattern::new("motd").priority(1), |_: &Request| "hello");
+    /// assert_eq!(app.read("motd").await.unwrap(), b"hello");
+    /// assert_eq!(app.read("other").await.unwrap(), b"fallback");
+    /// # }
+    /// ```
+    pub fn route_read<H, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(&Request) -> R + Send + Sync + 'static,
         R: IntoReadResponse + 'static,
@@ -284,7 +496,7 @@ impl App {
 
     /// Adds a write route without a macro: the handler gets the whole upload
     /// and decides between the final ACK and an ERROR.
-    pub fn route_write<H, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    pub fn route_write<H, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(&Request, Vec<u8>) -> R + Send + Sync + 'static,
         R: IntoWriteResponse + 'static,
@@ -315,7 +527,7 @@ impl App {
     /// assert_eq!(app.read("files/none-such").await.unwrap_err().code(), emmer::ErrorCode::FileNotFound);
     /// # }
     /// ```
-    pub fn route_read_async<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    pub fn route_read_async<H, Fut, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
@@ -330,7 +542,7 @@ impl App {
     }
 
     /// Adds a write route whose async handler gets the whole upload.
-    pub fn route_write_async<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    pub fn route_write_async<H, Fut, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(Request, Vec<u8>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
@@ -349,7 +561,7 @@ impl App {
     /// Adds a write route whose async handler streams the upload
     /// ([`Upload`](crate::Upload)): called when the request arrives, it can
     /// refuse before anything is acknowledged.
-    pub fn route_upload<H, Fut, R>(self, pattern: impl Into<String>, handler: H) -> Self
+    pub fn route_upload<H, Fut, R>(self, pattern: impl Into<RoutePattern>, handler: H) -> Self
     where
         H: Fn(Request, crate::Upload) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
@@ -366,12 +578,14 @@ impl App {
     }
 
     /// Sets limits on the route added last (a tighter blksize, windowsize or
-    /// upload size than the server's).
+    /// upload size than the server's). Prefer giving them with the route:
+    /// [`RoutePattern::limits`](crate::RoutePattern::limits).
     ///
     /// # Examples
     ///
     /// ```
-    /// use emmer::{App, Request, route::RouteLimits};
+    /// # #![allow(deprecated)]
+    /// use emmer::{App, Request, RouteLimits};
     /// let app = App::empty()
     ///     .route_write("cfg/.+", |_: &Request, _data: Vec<u8>| ())
     ///     .limits(RouteLimits { max_upload: Some(64 * 1024), ..Default::default() });
@@ -381,6 +595,10 @@ impl App {
     /// # Panics
     ///
     /// When no route was added yet.
+    #[deprecated(
+        since = "0.1.0",
+        note = "give the limits with the route: `RoutePattern::new(p).limits(..)` or `.max_upload(n)`"
+    )]
     pub fn limits(mut self, limits: crate::route::RouteLimits) -> Self {
         self.routes
             .last_mut()
@@ -389,11 +607,89 @@ impl App {
         self
     }
 
-    fn push(mut self, pattern: String, handler: Handler) -> Self {
+    /// Serves the files under `dir`'s root for names that start with
+    /// `prefix` (`""` for every name): reads always, writes when
+    /// [`ServeDir::allow_writes`] says so. The rest of the name is the path
+    /// under the root; see [`fs`](crate::fs) for which names are refused.
+    ///
+    /// The mount is a builder route: it comes after macro routes of the same
+    /// priority, in the order added, so dynamic routes declared with the
+    /// macros take their names first. Its routes are named
+    /// `serve_dir "<prefix>"` in logs and [`TransferEvent`]s.
+    ///
+    /// [`bind`](Self::bind) (and [`table`](Self::table)) fail when the root
+    /// is not a directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, ErrorCode, Request, fs::ServeDir};
+    ///
+    /// let root = std::env::temp_dir().join(format!("emmer-doc-serve-{}", std::process::id()));
+    /// std::fs::create_dir_all(&root).unwrap();
+    /// std::fs::write(root.join("pxelinux.0"), "nbp").unwrap();
+    /// let app = App::empty()
+    ///     .route_read(r"pxelinux\.cfg/.+", |_: &Request| "default local\n")
+    ///     .serve_dir("", ServeDir::new(&root));
+    /// assert_eq!(app.read("/pxelinux.0").await.unwrap(), b"nbp");
+    /// assert_eq!(app.read("pxelinux.cfg/default").await.unwrap(), b"default local\n");
+    /// assert_eq!(app.read("../etc/passwd").await.unwrap_err().code(), ErrorCode::AccessViolation);
+    /// assert_eq!(app.write("new.bin", "x").await.unwrap_err().code(), ErrorCode::AccessViolation);
+    ///
+    /// let missing = App::empty().serve_dir("", ServeDir::new(root.join("missing")));
+    /// assert!(missing.table().unwrap_err().to_string().contains("App::serve_dir"));
+    /// # std::fs::remove_dir_all(&root).unwrap();
+    /// # }
+    /// ```
+    pub fn serve_dir(mut self, prefix: &str, dir: ServeDir) -> Self {
+        let pattern = dir.pattern(prefix);
+        let name = format!("serve_dir {prefix:?}");
+        let (check, at) = (dir.clone(), prefix.to_owned());
+        self.checks.push(Box::new(move || {
+            check.check().map_err(|e| Error::Config {
+                setting: format!("served directory (App::serve_dir {at:?})"),
+                message: format!(
+                    "cannot serve {}: {e}; create it or fix the path",
+                    check.root().display()
+                ),
+            })
+        }));
+        let reads = dir.clone();
+        let read = Handler::Read(Arc::new(move |req: &Request| {
+            let (dir, req) = (reads.clone(), req.clone());
+            Ok(ReadCall::blocking(move || {
+                dir.open(req.capture("path").unwrap_or_default())
+            }))
+        }));
+        self = self.push_named(RoutePattern::new(pattern.clone()), Some(name.clone()), read);
+        if dir.writes_allowed() {
+            let write = Handler::Write(Arc::new(move |req: &Request| {
+                let (dir, req) = (dir.clone(), req.clone());
+                Ok(WriteCall::streaming(move |upload| async move {
+                    let name = req.capture("path").unwrap_or_default();
+                    dir.store(name, upload).await.map(drop)
+                }))
+            }));
+            self = self.push_named(RoutePattern::new(pattern), Some(name), write);
+        }
+        self
+    }
+
+    fn push(self, pattern: RoutePattern, handler: Handler) -> Self {
+        self.push_named(pattern, None, handler)
+    }
+
+    fn push_named(mut self, pattern: RoutePattern, name: Option<String>, handler: Handler) -> Self {
         let index = self.builder_routes;
         self.builder_routes += 1;
-        self.routes
-            .push(RouteSpec::builder(pattern, 0, index, handler));
+        let mut spec = RouteSpec::builder(pattern.pattern, pattern.priority, index, handler);
+        spec.limits = pattern.limits;
+        if let Some(name) = name {
+            spec = spec.named(name);
+        }
+        self.routes.push(spec);
         self
     }
 
@@ -405,8 +701,19 @@ impl App {
     ///
     /// # Errors
     ///
-    /// An invalid pattern, or two routes of the same kind with the same pattern.
+    /// An invalid pattern, two routes of the same kind with the same
+    /// pattern, a route that takes a [`State<T>`](crate::State) never
+    /// registered with [`state`](Self::state) ([`Error::MissingState`], naming
+    /// the route and the type), a [`macro_route`](Self::macro_route) that
+    /// names no route, or a served directory ([`serve_dir`](Self::serve_dir))
+    /// that is not there.
     pub fn table(&self) -> Result<RouteTable> {
+        for check in &self.checks {
+            check()?;
+        }
+        for route in &self.routes {
+            route.check_needs(&self.state)?;
+        }
         RouteTable::build(self.routes.clone())
     }
 
@@ -420,7 +727,7 @@ impl App {
     pub async fn bind(self) -> Result<Server> {
         self.config.validate()?;
         let table = self.table()?;
-        Server::bind(table, self.config, self.state, self.net).await
+        Server::bind(table, self.config, self.state, self.net, self.observers).await
     }
 
     /// Binds and serves until the process ends.

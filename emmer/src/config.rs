@@ -219,6 +219,11 @@ pub struct Config {
     /// [`ReadBody::measure_tsize_up_to`](crate::ReadBody::measure_tsize_up_to).
     /// Default 0.
     pub tsize_measure_limit: u64,
+    /// Route requests by their file name without a W3C `traceparent`
+    /// appended to it ([`Traceparent`](crate::Traceparent)), as
+    /// [`App::strip_traceparent`](crate::App::strip_traceparent) sets.
+    /// Default false.
+    pub strip_traceparent: bool,
 }
 
 /// The documented defaults.
@@ -248,6 +253,7 @@ impl Default for Config {
             max_transfers_per_host: 0,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             tsize_measure_limit: 0,
+            strip_traceparent: false,
         }
     }
 }

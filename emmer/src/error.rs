@@ -250,6 +250,16 @@ pub enum Error {
         /// Where the second one was declared.
         second: String,
     },
+    /// A route takes `State<T>` but the app has no state of type `T`
+    /// (register it with [`App::state`](crate::App::state)).
+    MissingState {
+        /// The route's handler.
+        route: String,
+        /// Where the route was declared.
+        location: String,
+        /// The state's type, as `std::any::type_name` spells it.
+        type_name: &'static str,
+    },
     /// Any other I/O error of the server itself (not of a transfer).
     Io(std::io::Error),
 }
@@ -290,6 +300,14 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "duplicate {kind} route {pattern:?}: declared at {first} and again at {second}; remove one or change its pattern"
+            ),
+            Error::MissingState {
+                route,
+                location,
+                type_name,
+            } => write!(
+                f,
+                "route {route} at {location} takes State<{type_name}>, but no state of that type was registered; add it with App::state(value) before starting the server"
             ),
             Error::Io(e) => write!(f, "server I/O error: {e}"),
         }

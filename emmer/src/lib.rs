@@ -60,6 +60,15 @@
 //! go through one check, [`Config::validate`], so a value out of range is the
 //! same start-up error whichever way it came: see [`config`].
 //!
+//! ## Operating
+//!
+//! [`App::on_transfer`] hands every finished request, served or refused, to
+//! a callback as a [`TransferEvent`] (peer, file, route, options, bytes,
+//! retransmissions, round trip, duration, outcome), off the transfers'
+//! tasks: see [`event`]. [`App::serve_dir`] mounts a directory
+//! ([`fs::ServeDir`]) beside the dynamic routes, safe against `..`,
+//! absolute names and symbolic links that lead out of it.
+//!
 //! ## Protocol
 //!
 //! The engine in [`proto`] implements RFC 1350 (octet and netascii, block
@@ -72,6 +81,8 @@
 mod app;
 pub mod config;
 mod error;
+pub mod event;
+pub mod fs;
 pub mod handler;
 pub mod proto;
 pub mod route;
@@ -86,10 +97,13 @@ pub use bytes::Bytes;
 pub use config::{Config, Ports, TftpOption, UnknownOptionError};
 pub use emmer_macros::{route_read, route_write};
 pub use error::{Error, ErrorCode, Result, TftpError};
+pub use event::{TransferEvent, TransferOutcome};
 pub use handler::{
-    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Upload,
+    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Traceparent,
+    Upload,
 };
 pub use proto::{Mode, Rollover};
+pub use route::{RouteLimits, RoutePattern};
 pub use server::{Server, ShutdownHandle};
 
 /// Serves the routes declared with [`route_read`] and [`route_write`] until the

@@ -6,11 +6,18 @@
 //! `inventory` yields routes in no particular order, so the table sorts them
 //! once, at start-up:
 //!
-//! 1. higher `priority` first (`#[route_read("…", priority = 10)]`; default 0);
-//! 2. then routes declared with the macros, by source file path, then by line
-//!    and column, so within a file the first declared is tried first;
-//! 3. then routes added with [`App::route_read`](crate::App::route_read) and
-//!    [`App::route_write`](crate::App::route_write), in the order added.
+//! 1. higher `priority` first (`#[route_read("…", priority = 10)]`, or
+//!    [`RoutePattern::priority`] for a builder route; default 0);
+//! 2. within one priority, routes declared with the macros, by source file
+//!    path, then by line and column, so within a file the first declared is
+//!    tried first;
+//! 3. then, within the same priority, routes added with
+//!    [`App::route_read`](crate::App::route_read) and the other builder
+//!    methods (and [`App::serve_dir`](crate::App::serve_dir)), in the order
+//!    added.
+//!
+//! So a builder route of priority 0 comes after every macro route of
+//! priority 0 or more, and before macro routes of a negative priority.
 //!
 //! # Matching
 //!
@@ -28,8 +35,8 @@ use std::sync::Arc;
 
 use regex::{Regex, RegexSet};
 
-use crate::__private::{Location, NoMatch, ReadCall, RouteDef, RouteFn, WriteCall};
-use crate::handler::{Capture, Request};
+use crate::__private::{Location, Need, NoMatch, ReadCall, RouteDef, RouteFn, WriteCall};
+use crate::handler::{Capture, Request, StateMap};
 use crate::{Error, TftpError};
 
 /// Read or write.
@@ -55,7 +62,8 @@ impl Kind {
 ///
 /// With the macros: `#[route_read("…", max_blksize = 1428, max_windowsize = 8)]`,
 /// `#[route_write("…", max_upload = 1048576)]`; on the builder:
-/// [`App::limits`](crate::App::limits).
+/// [`RoutePattern::limits`] (or `max_blksize`, `max_windowsize`,
+/// `max_upload`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RouteLimits {
     /// Largest blksize granted on this route.
@@ -64,6 +72,94 @@ pub struct RouteLimits {
     pub max_windowsize: Option<u16>,
     /// Largest upload accepted on this route, in bytes (ERROR 3 beyond).
     pub max_upload: Option<u64>,
+}
+
+/// A builder route's pattern with its priority and limits: what
+/// `#[route_read("…", priority = 10, max_blksize = 1428)]` says for a macro
+/// route, for [`App::route_read`](crate::App::route_read) and the other
+/// builder methods. A plain `&str` or `String` converts into one with
+/// priority 0 and no limits.
+///
+/// # Examples
+///
+/// ```
+/// use emmer::{App, Request, RoutePattern};
+///
+/// let app = App::empty().route_write(
+///     RoutePattern::new(r"backups/.+\.cfg")
+///         .priority(5)
+///         .max_upload(1 << 20)
+///         .max_blksize(1428),
+///     |_: &Request, data: Vec<u8>| !data.is_empty(),
+/// );
+/// let route = &app.table().unwrap().routes()[0];
+/// assert_eq!((route.pattern.as_str(), route.priority), (r"backups/.+\.cfg", 5));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePattern {
+    pub(crate) pattern: String,
+    pub(crate) priority: i32,
+    pub(crate) limits: RouteLimits,
+}
+
+impl RoutePattern {
+    /// A regex that must match the whole file name; priority 0, no limits.
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Self {
+            pattern: pattern.into(),
+            priority: 0,
+            limits: RouteLimits::default(),
+        }
+    }
+
+    /// Routes with a higher priority are tried first (default 0; may be
+    /// negative), as with the macros' `priority = n`.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// All the route's limits at once.
+    pub fn limits(mut self, limits: RouteLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Largest blksize granted on this route (RFC 2348).
+    pub fn max_blksize(mut self, blksize: u16) -> Self {
+        self.limits.max_blksize = Some(blksize);
+        self
+    }
+
+    /// Largest windowsize granted on this route (RFC 7440).
+    pub fn max_windowsize(mut self, windowsize: u16) -> Self {
+        self.limits.max_windowsize = Some(windowsize);
+        self
+    }
+
+    /// Largest upload accepted on this route, in bytes (ERROR 3 beyond).
+    pub fn max_upload(mut self, bytes: u64) -> Self {
+        self.limits.max_upload = Some(bytes);
+        self
+    }
+}
+
+impl From<&str> for RoutePattern {
+    fn from(pattern: &str) -> Self {
+        Self::new(pattern)
+    }
+}
+
+impl From<String> for RoutePattern {
+    fn from(pattern: String) -> Self {
+        Self::new(pattern)
+    }
+}
+
+impl From<&String> for RoutePattern {
+    fn from(pattern: &String) -> Self {
+        Self::new(pattern.as_str())
+    }
 }
 
 /// Binds a request to a handler whose call is `C`, or says the route does
@@ -112,6 +208,10 @@ pub(crate) struct RouteSpec {
     pub(crate) limits: RouteLimits,
     name: String,
     origin: Origin,
+    /// The module of a macro route's function.
+    module: Option<&'static str>,
+    /// What a macro route's extractors need (see `RouteDef::needs`).
+    needs: &'static [fn() -> Option<Need>],
     handler: Handler,
 }
 
@@ -127,8 +227,35 @@ impl RouteSpec {
             limits: def.limits,
             name: def.name.to_owned(),
             origin: Origin::Macro(def.location),
+            module: Some(def.module),
+            needs: def.needs,
             handler,
         }
+    }
+
+    /// The function's path, `module::name`, of a macro route.
+    pub(crate) fn path(&self) -> Option<String> {
+        self.module.map(|m| format!("{m}::{}", self.name))
+    }
+
+    /// Whether this is the same macro route as `other`.
+    pub(crate) fn same_macro_route(&self, other: &RouteSpec) -> bool {
+        matches!((&self.origin, &other.origin), (Origin::Macro(a), Origin::Macro(b)) if a == b)
+            && self.kind() == other.kind()
+    }
+
+    /// Checks that the app has what the route's extractors need.
+    pub(crate) fn check_needs(&self, state: &StateMap) -> Result<(), Error> {
+        for need in self.needs.iter().filter_map(|f| f()) {
+            if !state.contains(need.type_id) {
+                return Err(Error::MissingState {
+                    route: self.name.clone(),
+                    location: self.origin.to_string(),
+                    type_name: need.type_name,
+                });
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn builder(pattern: String, priority: i32, index: usize, handler: Handler) -> Self {
@@ -138,8 +265,16 @@ impl RouteSpec {
             priority,
             limits: RouteLimits::default(),
             origin: Origin::Builder(index),
+            module: None,
+            needs: &[],
             handler,
         }
+    }
+
+    /// The same route under another name (in logs and transfer events).
+    pub(crate) fn named(mut self, name: String) -> Self {
+        self.name = name;
+        self
     }
 
     fn kind(&self) -> Kind {
@@ -169,10 +304,17 @@ impl fmt::Debug for RouteSpec {
     }
 }
 
+/// The route that took a request, as its transfer reports it.
+#[derive(Debug)]
+pub(crate) struct RouteId {
+    pub(crate) name: Arc<str>,
+    pub(crate) pattern: Arc<str>,
+}
+
 /// One compiled route of a table, its handler typed by the table's kind.
 struct Route<H> {
     info: RouteInfo,
-    name: Arc<str>,
+    id: Arc<RouteId>,
     limits: RouteLimits,
     regex: Regex,
     /// The names of the pattern's capture groups, shared by every request.
@@ -216,7 +358,7 @@ impl fmt::Debug for RouteTable {
 /// The route that took a request, and its handler bound to the request as
 /// that route sees it (with its captures).
 pub(crate) struct Dispatch<C> {
-    pub(crate) route: Arc<str>,
+    pub(crate) route: Arc<RouteId>,
     pub(crate) limits: RouteLimits,
     pub(crate) call: C,
 }
@@ -295,7 +437,10 @@ impl<C> Route<Bind<C>> {
         let groups = regex.capture_names().flatten().map(Arc::from).collect();
         Ok(Route {
             info: spec.info(),
-            name: Arc::from(spec.name.as_str()),
+            id: Arc::new(RouteId {
+                name: Arc::from(spec.name.as_str()),
+                pattern: Arc::from(spec.pattern.as_str()),
+            }),
             limits: spec.limits,
             regex,
             groups,
@@ -331,7 +476,7 @@ impl<C> Table<Bind<C>> {
             let request = req.with_captures(captures);
             if let Ok(call) = (route.handler)(&request) {
                 return Some(Dispatch {
-                    route: route.name.clone(),
+                    route: route.id.clone(),
                     limits: route.limits,
                     call,
                 });
@@ -374,6 +519,8 @@ mod tests {
             limits: RouteLimits::default(),
             name: "handler",
             location: Location::new(file, line, 1),
+            module: "tests",
+            needs: &[],
             handler: match kind {
                 Kind::Read => RouteFn::Read(read),
                 Kind::Write => RouteFn::Write(write),
@@ -536,7 +683,8 @@ mod tests {
             .option("blksize", "1428")
             .build();
         let d = table.dispatch_read(&req).unwrap();
-        assert_eq!(*d.route, format!("read route {pattern:?}"));
+        assert_eq!(*d.route.name, format!("read route {pattern:?}"));
+        assert_eq!(*d.route.pattern, *pattern);
         let body = d.call.run().await.unwrap();
         let crate::handler::response::BodyKind::Bytes(b) = body.kind else {
             panic!("a string body is bytes")

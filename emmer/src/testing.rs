@@ -37,20 +37,55 @@
 //! # }
 //! ```
 //!
+//! **Picking macro routes**: [`App::new`] takes every `#[route_read]` and
+//! `#[route_write]` route of the test binary, so two test files that both
+//! declare `".*"` collide there. A test builds its app from the routes it
+//! means instead: [`App::macro_route`] adds one function's route by name,
+//! [`App::macro_routes_in`] those of a module (`module_path!()` for the
+//! test's own).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use emmer::{App, route_read};
+//!
+//! #[route_read(".*")]
+//! fn everything() -> &'static str { "from this file" }
+//!
+//! mod other_file {
+//!     #[emmer::route_read(".*")]
+//!     pub fn everything() -> &'static str { "from another file" }
+//! }
+//!
+//! let app = App::empty().macro_routes_in(&format!("{}::other_file", module_path!()));
+//! assert_eq!(app.read("x").await.unwrap(), b"from another file");
+//! // A name shared by two functions needs more of the path.
+//! assert!(App::empty().macro_route("everything").table().is_err());
+//! let app = App::empty().macro_route("other_file::everything");
+//! assert_eq!(app.read("x").await.unwrap(), b"from another file");
+//! # }
+//! ```
+//!
 //! **End to end**: [`TestServer`] serves the app on 127.0.0.1 with a free
-//! port, and [`Client`] talks TFTP to it, with options.
+//! port, on a runtime of its own (a test that blocks its thread does not
+//! freeze the server), and [`Client`] talks TFTP to it, with options. Its
+//! errors have the shape of the table's: [`ClientError::code`] is the
+//! [`ErrorCode`] and [`ClientError::message`] the text a
+//! [`TftpError`](crate::TftpError) from [`App::read`] carries.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use emmer::testing::TestServer;
-//! use emmer::{App, Request};
+//! use emmer::{App, ErrorCode, Request};
 //!
 //! let server = TestServer::start(App::empty().route_read("motd", |_: &Request| "hi")).await;
 //! let (body, info) = server.client().blksize(1428).tsize(true).get_with_info("motd").await.unwrap();
 //! assert_eq!(body, b"hi");
-//! assert!(info.oack.contains(&("tsize".to_owned(), "2".to_owned())));
-//! assert_eq!(server.client().get("other").await.unwrap_err().code(), Some(1));
+//! assert_eq!(info.option("tsize"), Some("2"));
+//! let e = server.client().get("other").await.unwrap_err();
+//! assert_eq!(e.code(), Some(ErrorCode::FileNotFound));
+//! assert_eq!(e.message(), Some("file not found"));
 //! # }
 //! ```
 
@@ -70,6 +105,11 @@ use crate::server::socket::{Net, Socket};
 use crate::{App, ErrorCode};
 
 /// A server on 127.0.0.1 with a free port, stopped when dropped.
+///
+/// The server runs on a runtime of its own, on its own threads, not on the
+/// test's: a test may block (a `std::thread::sleep`, a blocking channel, a
+/// plain `#[tokio::test]` with its single thread busy) without freezing the
+/// server it talks to, and its handlers' `tokio` calls run there.
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
@@ -78,29 +118,63 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Binds `app` to 127.0.0.1:0 and serves it on the current runtime.
+    /// Binds `app` to 127.0.0.1:0 and serves it on a runtime of its own (a
+    /// thread named `emmer-test-server` with two workers), until dropped.
     ///
     /// # Panics
     ///
     /// When the app's routes are invalid or the socket cannot be bound: a
     /// test cannot go on then.
+    ///
+    /// # Examples
+    ///
+    /// A test that blocks its own (single) thread still gets its answer:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::testing::TestServer;
+    /// use emmer::{App, Request};
+    ///
+    /// let server = TestServer::start(App::empty().route_read("x", |_: &Request| "x")).await;
+    /// let addr = server.addr();
+    /// // A plain blocking client, on the test's only thread.
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// sock.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    /// sock.send_to(b"\0\x01x\0octet\0", addr).unwrap();
+    /// let mut buf = [0u8; 16];
+    /// let (n, _) = sock.recv_from(&mut buf).unwrap();
+    /// assert_eq!(&buf[..n], b"\0\x03\0\x01x");
+    /// # }
+    /// ```
     pub async fn start(app: App) -> Self {
-        Self::start_with(app, None).await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("emmer-test-server".into())
+            .spawn(move || Self::run(app, tx))
+            .unwrap_or_else(|e| panic!("test server failed to start a thread: {e}"));
+        match rx.await {
+            Ok(Ok((addr, stop))) => Self {
+                addr,
+                stop,
+                net: None,
+            },
+            Ok(Err(e)) => panic!("test server failed to start: {e}"),
+            Err(_) => panic!("test server failed to start: its thread ended"),
+        }
     }
 
     /// Binds `app` to 127.0.0.1:0 of a simulated network and serves it on
-    /// the current runtime; [`client`](Self::client) talks over the same
-    /// network. See [`SimNet`].
+    /// the current runtime (it must share the test's clock, which may be
+    /// paused); [`client`](Self::client) talks over the same network. See
+    /// [`SimNet`].
     ///
     /// # Panics
     ///
     /// As [`start`](Self::start).
     pub async fn start_on(app: App, net: &SimNet) -> Self {
-        Self::start_with(app.on_net(Net::Sim(net.clone())), Some(net.clone())).await
-    }
-
-    async fn start_with(app: App, net: Option<SimNet>) -> Self {
         let server = app
+            .on_net(Net::Sim(net.clone()))
             .bind_to(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
             .bind()
             .await
@@ -112,7 +186,54 @@ impl TestServer {
                 tracing::error!(error = %e, "test server stopped");
             }
         });
-        Self { addr, stop, net }
+        Self {
+            addr,
+            stop,
+            net: Some(net.clone()),
+        }
+    }
+
+    /// The server's thread: its own runtime, bound, serving until stopped.
+    fn run(
+        app: App,
+        started: tokio::sync::oneshot::Sender<crate::Result<(SocketAddr, ShutdownHandle)>>,
+    ) {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("emmer-test-server")
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = started.send(Err(e.into()));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let bound = app
+                .bind_to(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+                .bind()
+                .await;
+            let server = match bound {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
+            if started
+                .send(Ok((server.local_addr(), server.shutdown_handle())))
+                .is_err()
+            {
+                return;
+            }
+            if let Err(e) = server.serve().await {
+                tracing::error!(error = %e, "test server stopped");
+            }
+        });
+        // Handlers still running after the grace period are not waited for.
+        runtime.shutdown_background();
     }
 
     /// The server's address.
@@ -156,10 +277,55 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The TFTP error code, when the server sent an ERROR.
-    pub fn code(&self) -> Option<u16> {
+    /// The server's ERROR code, as [`TftpError::code`](crate::TftpError::code)
+    /// gives it for a request run through [`App::read`]: `None` when the
+    /// server sent no ERROR (or a code outside 0..=8, see
+    /// [`raw_code`](Self::raw_code)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::testing::TestServer;
+    /// use emmer::{App, ErrorCode};
+    ///
+    /// let app = App::empty();
+    /// let table = app.read("missing").await.unwrap_err();
+    /// let server = TestServer::start(app).await;
+    /// let wire = server.client().get("missing").await.unwrap_err();
+    /// assert_eq!(wire.code(), Some(table.code()));
+    /// assert_eq!(wire.code(), Some(ErrorCode::FileNotFound));
+    /// assert_eq!(wire.message(), Some(table.message()));
+    /// # }
+    /// ```
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.raw_code().and_then(ErrorCode::from_u16)
+    }
+
+    /// The server's ERROR code as sent, any number.
+    pub fn raw_code(&self) -> Option<u16> {
         match self {
             ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The server's ERROR message.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            ClientError::Server { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The server's ERROR as a [`TftpError`](crate::TftpError), the shape
+    /// [`App::read`] and [`App::write`] give without a socket.
+    pub fn to_tftp_error(&self) -> Option<crate::TftpError> {
+        match self {
+            ClientError::Server { message, .. } => {
+                Some(crate::TftpError::new(self.code()?, message.clone()))
+            }
             _ => None,
         }
     }
@@ -205,10 +371,23 @@ pub struct Client {
 /// What a transfer negotiated, as [`Client::get_with_info`] reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransferInfo {
-    /// The options the server acknowledged (empty when it sent no OACK).
+    /// The options the server acknowledged (empty when it sent no OACK),
+    /// as sent; [`option`](Self::option) looks one up.
     pub oack: Vec<(String, String)>,
     /// Packets the client sent again after a timeout.
     pub retransmits: u32,
+}
+
+impl TransferInfo {
+    /// The value the server's OACK gave an option, by name
+    /// (case-insensitive, as RFC 2347 says), as
+    /// [`Request::option`](crate::Request::option) does for a request.
+    pub fn option(&self, name: &str) -> Option<&str> {
+        self.oack
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Client {

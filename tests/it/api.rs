@@ -2,8 +2,9 @@
 //! typed by `FromStr`, extractors, async and blocking handlers, read bodies,
 //! the upload lifecycle, and `emmer::testing` at the table level.
 //!
-//! The macro routes here all start with `api/`, so they stay out of the way
-//! of the other modules (which build their apps with `App::empty()`).
+//! The macro routes here all start with `api/`; each test picks the routes
+//! it needs (`App::macro_route`, `App::macro_routes_in`), and the other
+//! modules build their apps with `App::empty()`.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -38,7 +39,9 @@ fn package(name: &str, ver: Option<u32>) -> String {
 
 #[tokio::test]
 async fn a_capture_that_does_not_convert_passes_the_request_on() {
-    let app = App::new();
+    let app = App::empty()
+        .macro_route("small_unit")
+        .macro_route("big_unit");
     assert_eq!(app.read("api/unit/7").await.unwrap(), b"small 7");
     // 300 is no u8: the first route does not match, the second takes it.
     assert_eq!(app.read("api/unit/300").await.unwrap(), b"big 300");
@@ -52,7 +55,7 @@ async fn a_capture_that_does_not_convert_passes_the_request_on() {
 
 #[tokio::test]
 async fn an_optional_group_binds_to_option() {
-    let app = App::new();
+    let app = App::empty().macro_route("package");
     assert_eq!(app.read("api/pkg/grub-2").await.unwrap(), b"grub Some(2)");
     assert_eq!(app.read("api/pkg/grub").await.unwrap(), b"grub None");
 }
@@ -97,7 +100,7 @@ fn who(
 
 #[tokio::test]
 async fn extractors_by_type_see_the_request() {
-    let app = App::new().state(Site("lab"));
+    let app = App::empty().macro_route("who").state(Site("lab"));
     let peer: SocketAddr = "10.1.2.3:40000".parse().unwrap();
     let body = app
         .read("api/who")
@@ -118,15 +121,22 @@ async fn extractors_by_type_see_the_request() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::AccessViolation);
     assert_eq!(e.message(), "clients on privileged ports are refused");
-    // State that was never registered: ERROR 0 without internals.
-    let e = App::new().read("api/who").from(peer).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Undefined);
-    assert!(!e.message().contains("Site"), "{e}");
+    // State that was never registered: a start-up error naming the route
+    // and the type, before any client could see it.
+    let e = App::empty().macro_route("who").table().unwrap_err();
+    assert!(matches!(e, emmer::Error::MissingState { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("route who at ") && msg.contains("api.rs"),
+        "{msg}"
+    );
+    assert!(msg.contains("State<main::it::api::Site>"), "{msg}");
+    assert!(msg.contains("App::state"), "{msg}");
 }
 
 #[tokio::test]
 async fn extractors_over_the_network_see_the_real_peer() {
-    let server = TestServer::start(App::new().state(Site("net"))).await;
+    let server = TestServer::start(App::empty().macro_route("api::who").state(Site("net"))).await;
     let client = server.client().blksize(1024);
     let body = String::from_utf8(client.get("api/who").await.unwrap()).unwrap();
     assert!(body.starts_with("127.0.0.1:"), "{body}");
@@ -152,7 +162,7 @@ async fn slow_async() -> &'static str {
 /// after another they would take 10 s. They must overlap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_slow_handlers_do_not_serialise() {
-    let server = TestServer::start(App::new()).await;
+    let server = TestServer::start(api_app()).await;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..50 {
@@ -194,7 +204,7 @@ async fn io_error(kind: String) -> std::io::Result<&'static str> {
 
 #[tokio::test]
 async fn io_errors_map_to_codes_without_leaking_text() {
-    let server = TestServer::start(App::new()).await;
+    let server = TestServer::start(api_app()).await;
     for (kind, code) in [("missing", 1), ("denied", 2), ("exists", 6), ("other", 0)] {
         match server.client().get(&format!("api/io/{kind}")).await {
             Err(ClientError::Server { code: c, message }) => {
@@ -206,7 +216,7 @@ async fn io_errors_map_to_codes_without_leaking_text() {
     }
     // A panicking async-free handler: ERROR 0, and the server goes on.
     let e = server.client().get("api/panic").await.unwrap_err();
-    assert_eq!(e.code(), Some(0));
+    assert_eq!(e.code(), Some(ErrorCode::Undefined));
     assert_eq!(server.client().get("api/unit/1").await.unwrap(), b"small 1");
 }
 
@@ -245,7 +255,7 @@ fn tsize_of(oack: &[(String, String)]) -> Option<u64> {
 
 #[tokio::test]
 async fn files_stream_with_tsize_and_streams_without_unless_measured() {
-    let server = TestServer::start(App::new()).await;
+    let server = TestServer::start(api_app()).await;
     let client = server.client().tsize(true).blksize(1428);
     let (data, info) = client.get_with_info("api/file").await.unwrap();
     assert_eq!(data, noise(300_000, 7));
@@ -315,10 +325,18 @@ impl Default for UploadLog {
     }
 }
 
+/// The routes of this module, with the state they take.
+fn api_app() -> App {
+    App::empty()
+        .macro_routes_in(module_path!())
+        .state(Site("api"))
+        .state(UploadLog::default())
+}
+
 fn upload_app(dir: &TempDir) -> (App, UploadLog) {
     let log = UploadLog::default();
     *log.dir.lock().unwrap() = Some(dir.join(""));
-    (App::new().state(log.clone()), log)
+    (api_app().state(log.clone()), log)
 }
 
 fn files_in(dir: &TempDir) -> Vec<String> {
@@ -387,14 +405,14 @@ async fn over_the_route_limit_ends_with_error_3_and_leaves_no_file() {
         .put("api/up/big", &noise(150_000, 1))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some(3), "{e}");
+    assert_eq!(e.code(), Some(ErrorCode::DiskFull), "{e}");
     // Not announced: ends with ERROR 3 when the data runs over.
     let e = server
         .client()
         .put("api/up/big", &noise(150_000, 1))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some(3), "{e}");
+    assert_eq!(e.code(), Some(ErrorCode::DiskFull), "{e}");
     // Give the handler's task a moment to clean up its temporary file.
     for _ in 0..50 {
         if files_in(&dir).is_empty() {
@@ -519,7 +537,7 @@ async fn uploads_have_back_pressure() {
 
 #[tokio::test]
 async fn table_level_requests_need_no_socket() {
-    let app = App::new().state(Site("table"));
+    let app = api_app().state(Site("table"));
     let client: IpAddr = "192.0.2.10".parse().unwrap();
     let body = app
         .read("api/who")
@@ -578,7 +596,7 @@ async fn builder_async_routes_and_uploads() {
             .await
             .unwrap_err()
             .code(),
-        Some(2)
+        Some(ErrorCode::AccessViolation)
     );
     assert_eq!(
         seen.lock().unwrap().as_slice(),
@@ -613,4 +631,111 @@ async fn a_plain_handler_streams_an_upload_with_blocking_reads() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(dir.join("plain")).unwrap(), data);
+}
+
+// ---- builder routes: priority and limits ------------------------------------
+
+/// A builder route given a priority goes before a macro route of priority 0;
+/// without one it comes after; its limits apply.
+#[tokio::test]
+async fn builder_routes_take_a_priority_and_limits() {
+    use emmer::RoutePattern;
+    let after = App::empty()
+        .macro_route("small_unit")
+        .route_read(r"api/unit/\d+", |_: &Request| "builder");
+    assert_eq!(after.read("api/unit/7").await.unwrap(), b"small 7");
+    let before = App::empty().macro_route("small_unit").route_read(
+        RoutePattern::new(r"api/unit/\d+").priority(1),
+        |_: &Request| "builder",
+    );
+    assert_eq!(before.read("api/unit/7").await.unwrap(), b"builder");
+
+    let limited = App::empty().route_write(
+        RoutePattern::new("small/.+").max_upload(1000),
+        |_: &Request, _data: Vec<u8>| (),
+    );
+    let server = TestServer::start(limited).await;
+    server
+        .client()
+        .put("small/a", &noise(1000, 3))
+        .await
+        .unwrap();
+    let e = server
+        .client()
+        .put("small/b", &noise(1001, 4))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::DiskFull), "{e}");
+}
+
+/// A test that blocks its only thread still gets answers: the server runs
+/// on a runtime of its own.
+#[tokio::test]
+async fn a_test_that_blocks_does_not_freeze_its_server() {
+    let server = TestServer::start(App::empty().route_read("x", |_: &Request| "x")).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.send_to(b"\0\x01x\0octet\0", server.addr()).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .expect("DATA 1 while the test blocks");
+    assert_eq!(&buf[..n], b"\0\x03\0\x01x");
+}
+
+/// Picking routes: by name, by module, and the start-up errors of a name
+/// that matches nothing.
+#[tokio::test]
+async fn a_test_picks_its_macro_routes() {
+    let app = App::empty().macro_route("package");
+    let routes = app.table().unwrap().routes();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].name, "package");
+    assert!(
+        app.read("api/unit/7").await.is_err(),
+        "small_unit not taken"
+    );
+    let e = App::empty()
+        .macro_route("no_such_handler")
+        .table()
+        .unwrap_err();
+    assert!(e.to_string().contains("\"no_such_handler\""), "{e}");
+    assert!(
+        e.to_string().contains("it::api::package"),
+        "lists the routes: {e}"
+    );
+    let e = App::empty()
+        .macro_routes_in("main::it::nowhere")
+        .table()
+        .unwrap_err();
+    assert!(e.to_string().contains("main::it::nowhere"), "{e}");
+    // The same route twice is one route.
+    let twice = App::empty()
+        .macro_route("package")
+        .macro_route("api::package");
+    assert_eq!(twice.table().unwrap().routes().len(), 1);
+}
+
+// ---- trace context ----------------------------------------------------------
+
+#[route_read(r"api/trace(?:-.+)?")]
+fn traced(trace: Option<emmer::Traceparent>, filename: &str) -> String {
+    match trace {
+        Some(t) => format!("{} {}", t.trace_id(), t.sampled()),
+        None => format!("none {filename}"),
+    }
+}
+
+#[tokio::test]
+async fn a_handler_takes_the_traceparent_of_the_file_name() {
+    let app = App::empty().macro_route("traced");
+    assert_eq!(app.read("api/trace").await.unwrap(), b"none api/trace");
+    let name = "api/trace-00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    assert_eq!(
+        app.read(name).await.unwrap(),
+        b"4bf92f3577b34da6a3ce929d0e0e4736 false"
+    );
+    // Not a valid traceparent (zero trace id): none.
+    let zero = "api/trace-00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+    assert!(app.read(zero).await.unwrap().starts_with(b"none "));
 }

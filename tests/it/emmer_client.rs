@@ -26,7 +26,9 @@ async fn fixture(files: &[(&str, Vec<u8>)]) -> (TestServer, Uploads) {
 fn code(r: Result<impl Sized, ClientError>) -> Option<u16> {
     match r {
         Ok(_) => panic!("the transfer succeeded; expected an ERROR"),
-        Err(e) => e.code().or_else(|| panic!("expected an ERROR, got: {e}")),
+        Err(e) => e
+            .raw_code()
+            .or_else(|| panic!("expected an ERROR, got: {e}")),
     }
 }
 
@@ -159,7 +161,7 @@ async fn error_codes() {
         [("reject/x".to_owned(), 2000), ("full/x".to_owned(), 1)]
     );
     match client.get("nothing/here").await {
-        Err(ClientError::Server { message, .. }) => assert_eq!(message, "file not found"),
+        Err(e) => assert_eq!(e.message(), Some("file not found")),
         other => panic!("{other:?}"),
     }
 }

@@ -175,7 +175,7 @@ async fn ipv6_loopback() {
     client.put("up", b"over v6").await.unwrap();
     assert_eq!(
         client.put("up", b"other").await.unwrap_err().code(),
-        Some(2)
+        Some(emmer::ErrorCode::AccessViolation)
     );
     stop.shutdown();
 }

@@ -122,7 +122,7 @@ async fn start(
 fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u16 {
     match r {
         Err(e) => e
-            .code()
+            .raw_code()
             .unwrap_or_else(|| panic!("expected an ERROR, got {e}")),
         Ok(v) => panic!("expected an ERROR, got {v:?}"),
     }

@@ -114,7 +114,7 @@ async fn uploads_held_whole_share_one_memory_budget() {
     let second = server.client().blksize(1428).put("slow/b", &body).await;
     assert_eq!(
         second.expect_err("over the budget").code(),
-        Some(3),
+        Some(emmer::ErrorCode::DiskFull),
         "ERROR 3 while the first upload holds the memory"
     );
     first.await.unwrap().expect("the first upload is accepted");

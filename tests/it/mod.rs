@@ -19,6 +19,8 @@
 //!   memory budget of uploads held whole.
 //! - [`sim`]: transfers over the simulated network of `emmer::testing`.
 //! - [`examples`]: the example programs as users run them.
+//! - [`events`]: transfer events (`App::on_transfer`) for served, refused,
+//!   timed-out and superseded requests; slow and panicking callbacks.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
 
@@ -27,6 +29,7 @@ mod clients;
 mod deploy;
 mod emmer_client;
 mod engine;
+mod events;
 mod examples;
 mod hostile;
 mod interop;

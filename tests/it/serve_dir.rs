@@ -1,6 +1,7 @@
-//! The `serve_dir` example: its path rules checked directly, over the
-//! network in process, and through the real binary when `cargo test` has
-//! built it.
+//! `emmer::fs::ServeDir`: its name rules and every escape a hostile client
+//! may try, through the route table and over the network, and the
+//! `serve_dir` example built on it, as the real binary when `cargo test`
+//! has built it.
 
 use std::io::BufRead as _;
 use std::net::SocketAddr;
@@ -8,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use emmer::fs::ServeDir;
 use emmer::testing::{Client, TestServer};
-use emmer::{ErrorCode, Mode};
+use emmer::{App, ErrorCode, Mode, Request};
 
 use super::clients::Kind;
 use super::support::{TempDir, assert_bytes_eq, noise, read, run, text_body};
-use crate::serve_dir_example::{Root, app};
 
 /// A served tree and a secret outside it:
 ///
@@ -21,9 +22,12 @@ use crate::serve_dir_example::{Root, app};
 /// <tmp>/root/hello.txt            "hello\n"
 /// <tmp>/root/text.txt             text_body()
 /// <tmp>/root/sub/nested.bin       noise
+/// <tmp>/root/Mixed/Case.TXT       "case"
 /// <tmp>/root/inside-link   ->     sub/nested.bin
 /// <tmp>/root/escape-link   ->     ../outside/secret.txt
 /// <tmp>/root/escape-dir    ->     ../outside
+/// <tmp>/root/abs-link      ->     <tmp>/outside/secret.txt   (absolute)
+/// <tmp>/root/sub/up        ->     ../../outside              (a parent directory)
 /// <tmp>/outside/secret.txt        "secret"
 /// ```
 struct Tree {
@@ -36,15 +40,20 @@ impl Tree {
         let dir = TempDir::new("serve-dir");
         let root = dir.join("root");
         std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(root.join("Mixed")).unwrap();
         std::fs::create_dir_all(dir.join("outside")).unwrap();
         std::fs::write(root.join("hello.txt"), b"hello\n").unwrap();
         std::fs::write(root.join("text.txt"), text_body()).unwrap();
+        std::fs::write(root.join("Mixed/Case.TXT"), b"case").unwrap();
         let nested = noise(70_000, 21);
         std::fs::write(root.join("sub/nested.bin"), &nested).unwrap();
         std::fs::write(dir.join("outside/secret.txt"), b"secret").unwrap();
-        std::os::unix::fs::symlink("sub/nested.bin", root.join("inside-link")).unwrap();
-        std::os::unix::fs::symlink("../outside/secret.txt", root.join("escape-link")).unwrap();
-        std::os::unix::fs::symlink("../outside", root.join("escape-dir")).unwrap();
+        let link = |to: &Path, at: &str| std::os::unix::fs::symlink(to, root.join(at)).unwrap();
+        link(Path::new("sub/nested.bin"), "inside-link");
+        link(Path::new("../outside/secret.txt"), "escape-link");
+        link(Path::new("../outside"), "escape-dir");
+        link(&dir.join("outside/secret.txt"), "abs-link");
+        link(Path::new("../../outside"), "sub/up");
         Self { dir, nested }
     }
 
@@ -52,8 +61,14 @@ impl Tree {
         self.dir.join("root")
     }
 
-    fn root(&self) -> Root {
-        Root::new(&self.root_path()).unwrap()
+    /// The tree, writable, as `serve_dir` serves it.
+    fn dir(&self) -> ServeDir {
+        ServeDir::new(self.root_path()).allow_writes(true)
+    }
+
+    /// An app serving the tree at the top.
+    fn app(&self) -> App {
+        App::empty().serve_dir("", self.dir())
     }
 
     /// The names in a directory, sorted (to spot leftover temporary files).
@@ -65,30 +80,45 @@ impl Tree {
         names.sort();
         names
     }
+
+    /// Nothing outside the root changed: the secret is as it was, alone.
+    fn assert_outside_untouched(&self) {
+        assert_eq!(self.listing("outside"), ["secret.txt"]);
+        assert_eq!(read(&self.dir.join("outside/secret.txt")), b"secret");
+    }
 }
 
 /// The code of the ERROR a transfer ended with.
 #[track_caller]
 fn err<T: std::fmt::Debug>(r: Result<T, emmer::testing::ClientError>) -> Option<u16> {
-    r.unwrap_err().code()
+    r.unwrap_err().raw_code()
 }
 
-#[track_caller]
-fn assert_code<T: std::fmt::Debug>(r: Result<T, emmer::TftpError>, code: ErrorCode, name: &str) {
-    match r {
+/// Reads `name` through the app's route table and expects ERROR `code`.
+async fn refused_read(app: &App, name: &str, code: ErrorCode) {
+    match app.read(name).await {
         Err(e) => assert_eq!(e.code(), code, "{name:?}: {e}"),
         Ok(v) => panic!(
-            "{name:?} resolved to {v:?}; expected ERROR {}",
+            "{name:?} was served ({} bytes: {:?}); expected ERROR {}",
+            v.len(),
+            String::from_utf8_lossy(&v[..v.len().min(20)]),
             code.as_u16()
         ),
     }
 }
 
-#[test]
-fn names_resolve_inside_the_root() {
+/// Writes `name` through the app's route table and expects ERROR `code`.
+async fn refused_write(app: &App, name: &str, code: ErrorCode) {
+    match app.write(name, "planted").await {
+        Err(e) => assert_eq!(e.code(), code, "{name:?}: {e}"),
+        Ok(_) => panic!("{name:?} was stored; expected ERROR {}", code.as_u16()),
+    }
+}
+
+#[tokio::test]
+async fn names_resolve_inside_the_root() {
     let tree = Tree::new();
-    let root = tree.root();
-    let hello = root.path().join("hello.txt");
+    let app = tree.app();
     for name in [
         "hello.txt",
         "/hello.txt",
@@ -96,23 +126,22 @@ fn names_resolve_inside_the_root() {
         "./hello.txt",
         "/./hello.txt",
     ] {
-        assert_eq!(root.resolve_read(name).unwrap(), hello, "{name:?}");
+        assert_eq!(app.read(name).await.unwrap(), b"hello\n", "{name:?}");
     }
-    let nested = root.path().join("sub/nested.bin");
     for name in [
         "sub/nested.bin",
         "sub//nested.bin",
         "sub/./nested.bin",
         "inside-link",
     ] {
-        assert_eq!(root.resolve_read(name).unwrap(), nested, "{name:?}");
+        assert_bytes_eq(&app.read(name).await.unwrap(), &tree.nested, name);
     }
 }
 
-#[test]
-fn parent_components_are_refused() {
+#[tokio::test]
+async fn parent_components_are_refused() {
     let tree = Tree::new();
-    let root = tree.root();
+    let app = tree.app();
     for name in [
         "..",
         "../outside/secret.txt",
@@ -121,69 +150,182 @@ fn parent_components_are_refused() {
         "sub/../../outside/secret.txt",
         "./../outside/secret.txt",
     ] {
-        assert_code(root.resolve_read(name), ErrorCode::AccessViolation, name);
-        assert_code(root.resolve_write(name), ErrorCode::AccessViolation, name);
+        refused_read(&app, name, ErrorCode::AccessViolation).await;
+        refused_write(&app, name, ErrorCode::AccessViolation).await;
     }
+    tree.assert_outside_untouched();
 }
 
-#[test]
-fn symlinks_out_of_the_root_are_refused() {
+/// A link that leads out is refused wherever it is: the last part, a
+/// directory on the way, absolute or relative.
+#[tokio::test]
+async fn symlinks_out_of_the_root_are_refused() {
     let tree = Tree::new();
-    let root = tree.root();
+    let app = tree.app();
     for name in [
         "escape-link",
+        "abs-link",
         "escape-dir/secret.txt",
         "/escape-dir/secret.txt",
+        "sub/up/secret.txt",
     ] {
-        assert_code(root.resolve_read(name), ErrorCode::AccessViolation, name);
+        refused_read(&app, name, ErrorCode::AccessViolation).await;
     }
-    assert_code(
-        root.resolve_write("escape-dir/planted.txt"),
-        ErrorCode::AccessViolation,
-        "escape-dir/planted.txt",
-    );
+    for name in ["escape-dir/planted.txt", "sub/up/planted.txt"] {
+        refused_write(&app, name, ErrorCode::AccessViolation).await;
+    }
+    tree.assert_outside_untouched();
 }
 
-#[test]
-fn missing_files_directories_and_empty_names() {
+/// An absolute name is a name under the root, never a path of the host.
+#[tokio::test]
+async fn absolute_names_stay_under_the_root() {
     let tree = Tree::new();
-    let root = tree.root();
-    assert_code(
-        root.resolve_read("missing.txt"),
-        ErrorCode::FileNotFound,
-        "missing.txt",
-    );
-    assert_code(
-        root.resolve_read("nodir/x.txt"),
-        ErrorCode::FileNotFound,
-        "nodir/x.txt",
-    );
-    assert_code(
-        root.resolve_read("hello.txt/x"),
-        ErrorCode::FileNotFound,
-        "hello.txt/x",
-    );
-    assert_code(
-        root.resolve_write("nodir/x.txt"),
-        ErrorCode::FileNotFound,
-        "nodir/x.txt",
-    );
-    for name in ["sub", "/sub/", "."] {
-        assert_code(root.resolve_read(name), ErrorCode::AccessViolation, name);
+    let app = tree.app();
+    let secret = tree.dir.join("outside/secret.txt");
+    let absolute = secret.to_str().unwrap();
+    assert!(absolute.starts_with('/'));
+    refused_read(&app, absolute, ErrorCode::FileNotFound).await;
+    // Its directories do not exist under the root: nothing is written.
+    refused_write(&app, absolute, ErrorCode::FileNotFound).await;
+    refused_read(&app, "/etc/passwd", ErrorCode::FileNotFound).await;
+    tree.assert_outside_untouched();
+}
+
+#[tokio::test]
+async fn nul_bytes_and_over_long_names_are_refused() {
+    let tree = Tree::new();
+    let app = tree.app();
+    let long_part = "a".repeat(emmer::fs::MAX_PART + 1);
+    let long_name = format!("{}/x", "d/".repeat(emmer::fs::MAX_NAME / 2));
+    for name in [
+        "hello.txt\0",
+        "hello.txt\0../outside/secret.txt",
+        "\0",
+        long_part.as_str(),
+        long_name.as_str(),
+    ] {
+        refused_read(&app, name, ErrorCode::AccessViolation).await;
+        refused_write(&app, name, ErrorCode::AccessViolation).await;
     }
-    assert_code(root.resolve_write("sub"), ErrorCode::AccessViolation, "sub");
+    // The longest part allowed is a plain missing file.
+    let longest = "a".repeat(emmer::fs::MAX_PART);
+    refused_read(&app, &longest, ErrorCode::FileNotFound).await;
+    assert_eq!(tree.listing("root").len(), 8, "nothing written in the root");
+    tree.assert_outside_untouched();
+}
+
+/// `\` is a plain character unless the option reads it as `/`; either
+/// way `..\` cannot go up.
+#[tokio::test]
+async fn backslash_names() {
+    let tree = Tree::new();
+    let plain = tree.app();
+    refused_read(&plain, r"..\outside\secret.txt", ErrorCode::FileNotFound).await;
+    refused_read(&plain, r"sub\nested.bin", ErrorCode::FileNotFound).await;
+
+    let windows = App::empty().serve_dir("", tree.dir().backslash_as_separator(true));
+    assert_bytes_eq(
+        &windows.read(r"\sub\nested.bin").await.unwrap(),
+        &tree.nested,
+        r"\sub\nested.bin",
+    );
+    for name in [
+        r"..\outside\secret.txt",
+        r"sub\..\..\outside\secret.txt",
+        r"\..\outside\secret.txt",
+        r"escape-dir\secret.txt",
+        r"sub\up\secret.txt",
+    ] {
+        refused_read(&windows, name, ErrorCode::AccessViolation).await;
+        refused_write(&windows, name, ErrorCode::AccessViolation).await;
+    }
+    // A Windows drive is a name like any other.
+    refused_read(&windows, r"C:\Windows\win.ini", ErrorCode::FileNotFound).await;
+    windows.write(r"sub\win.bin", "from windows").await.unwrap();
+    assert_eq!(read(&tree.root_path().join("sub/win.bin")), b"from windows");
+    tree.assert_outside_untouched();
+}
+
+#[tokio::test]
+async fn case_insensitive_lookup_is_an_option() {
+    let tree = Tree::new();
+    refused_read(&tree.app(), "mixed/case.txt", ErrorCode::FileNotFound).await;
+    let app = App::empty().serve_dir("", tree.dir().case_insensitive(true));
+    for name in ["Mixed/Case.TXT", "mixed/case.txt", "MIXED/CASE.TXT"] {
+        assert_eq!(app.read(name).await.unwrap(), b"case", "{name:?}");
+    }
+    // Folding case never opens a way out.
+    for name in ["ESCAPE-LINK", "Escape-Dir/Secret.txt", "SUB/UP/secret.txt"] {
+        refused_read(&app, name, ErrorCode::AccessViolation).await;
+    }
+    // An upload to an existing name in another case replaces that file.
+    app.write("MIXED/CASE.txt", "new").await.unwrap();
+    assert_eq!(read(&tree.root_path().join("Mixed/Case.TXT")), b"new");
+    assert_eq!(tree.listing("root/Mixed"), ["Case.TXT"]);
+}
+
+#[tokio::test]
+async fn missing_files_directories_and_empty_names() {
+    let tree = Tree::new();
+    let app = tree.app();
+    for name in ["missing.txt", "nodir/x.txt", "hello.txt/x"] {
+        refused_read(&app, name, ErrorCode::FileNotFound).await;
+    }
+    refused_write(&app, "nodir/x.txt", ErrorCode::FileNotFound).await;
+    for name in ["sub", "/sub/", "."] {
+        refused_read(&app, name, ErrorCode::AccessViolation).await;
+    }
+    refused_write(&app, "sub", ErrorCode::AccessViolation).await;
     for name in ["", "/", "//", "./"] {
-        assert_code(root.resolve_read(name), ErrorCode::AccessViolation, name);
-        assert_code(root.resolve_write(name), ErrorCode::AccessViolation, name);
+        refused_read(&app, name, ErrorCode::AccessViolation).await;
+        refused_write(&app, name, ErrorCode::AccessViolation).await;
     }
 }
 
-/// The example's app over the network: reads (streamed, with tsize), writes
-/// (atomic, no leftovers), and refusals with the right codes.
+/// A mount under a prefix beside dynamic routes; writes only when allowed;
+/// a missing root stops the server from starting.
+#[tokio::test]
+async fn a_mount_beside_dynamic_routes() {
+    let tree = Tree::new();
+    let app = App::empty()
+        .route_read(r"boot/cfg/(?P<mac>[0-9a-f]+)", |req: &Request| {
+            format!("config for {}", req.capture("mac").unwrap())
+        })
+        .serve_dir("boot/", ServeDir::new(tree.root_path()));
+    assert_eq!(app.read("boot/cfg/0a1b").await.unwrap(), b"config for 0a1b");
+    assert_eq!(app.read("boot/hello.txt").await.unwrap(), b"hello\n");
+    assert_eq!(app.read("/boot/hello.txt").await.unwrap(), b"hello\n");
+    refused_read(&app, "hello.txt", ErrorCode::FileNotFound).await;
+    refused_read(
+        &app,
+        "boot/../outside/secret.txt",
+        ErrorCode::AccessViolation,
+    )
+    .await;
+    // Read-only unless allowed.
+    refused_write(&app, "boot/new.txt", ErrorCode::AccessViolation).await;
+    assert!(!tree.root_path().join("new.txt").exists());
+    let routes = app.table().unwrap().routes();
+    assert_eq!(routes.len(), 2);
+    assert_eq!(routes[1].name, r#"serve_dir "boot/""#);
+
+    let missing = App::empty()
+        .serve_dir("", ServeDir::new(tree.dir.join("missing")))
+        .bind_to("127.0.0.1:0".parse().unwrap());
+    let e = missing.bind().await.unwrap_err().to_string();
+    assert!(
+        e.contains("App::serve_dir") && e.contains("cannot serve"),
+        "{e}"
+    );
+}
+
+/// Over the network: reads (streamed, with tsize), writes (atomic, no
+/// leftovers), and refusals with the right codes.
 #[tokio::test]
 async fn app_serves_reads_and_writes() {
     let tree = Tree::new();
-    let server = TestServer::start(app(tree.root())).await;
+    let server = TestServer::start(tree.app()).await;
     let client = server.client().wait(Duration::from_secs(2));
 
     assert_eq!(client.get("hello.txt").await.unwrap(), b"hello\n");
@@ -215,7 +357,9 @@ async fn app_serves_reads_and_writes() {
     assert_eq!(err(client.get("missing.txt").await), Some(1));
     assert_eq!(err(client.get("../outside/secret.txt").await), Some(2));
     assert_eq!(err(client.get("escape-link").await), Some(2));
+    assert_eq!(err(client.get("abs-link").await), Some(2));
     assert_eq!(err(client.get("escape-dir/secret.txt").await), Some(2));
+    assert_eq!(err(client.get("sub/up/secret.txt").await), Some(2));
 
     // A new file, then a replacement: whole content, no temporary files left.
     let upload = noise(5000, 22);
@@ -229,7 +373,7 @@ async fn app_serves_reads_and_writes() {
     assert_eq!(read(&tree.root_path().join("hello.txt")), b"replaced");
     assert_eq!(
         tree.listing("root/sub"),
-        ["nested.bin", "new.bin"],
+        ["nested.bin", "new.bin", "up"],
         "temporary files left behind"
     );
     // An upload in netascii is stored as local text.
@@ -246,38 +390,38 @@ async fn app_serves_reads_and_writes() {
     );
 
     // Refused writes change nothing outside the root.
-    assert_eq!(
-        err(client.put("../outside/planted.txt", b"x").await),
-        Some(2)
-    );
-    assert_eq!(
-        err(client.put("escape-dir/planted.txt", b"x").await),
-        Some(2)
-    );
+    for name in [
+        "../outside/planted.txt",
+        "escape-dir/planted.txt",
+        "sub/up/planted.txt",
+    ] {
+        assert_eq!(err(client.put(name, b"x").await), Some(2), "{name}");
+    }
     assert_eq!(err(client.put("nodir/planted.txt", b"x").await), Some(1));
-    assert_eq!(tree.listing("outside"), ["secret.txt"]);
-    assert_eq!(read(&tree.dir.join("outside/secret.txt")), b"secret");
+    tree.assert_outside_untouched();
 }
 
 /// Writing through a symlink replaces the link, not the file it points at.
 #[tokio::test]
 async fn app_put_replaces_a_symlink_not_its_target() {
     let tree = Tree::new();
-    let server = TestServer::start(app(tree.root())).await;
+    let server = TestServer::start(tree.app()).await;
     let client = server.client().wait(Duration::from_secs(2));
-    client.put("escape-link", b"new content").await.unwrap();
-    assert_eq!(read(&tree.dir.join("outside/secret.txt")), b"secret");
-    let link = tree.root_path().join("escape-link");
-    assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
-    assert_eq!(read(&link), b"new content");
+    for name in ["escape-link", "abs-link"] {
+        client.put(name, b"new content").await.unwrap();
+        let link = tree.root_path().join(name);
+        assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(read(&link), b"new content");
+    }
+    tree.assert_outside_untouched();
 }
 
-/// Every system client gets and puts files through the example's app, as
-/// through a plain TFTP server.
+/// Every system client gets and puts files through a ServeDir, as through
+/// a plain TFTP server.
 #[tokio::test]
 async fn system_clients_against_the_app() {
     let tree = Tree::new();
-    let server = TestServer::start(app(tree.root())).await;
+    let server = TestServer::start(tree.app()).await;
     let local = TempDir::new("serve-dir-clients");
     for kind in [Kind::Curl, Kind::Hpa, Kind::Atftp, Kind::Busybox] {
         let Some(tool) = kind.require() else { continue };
@@ -421,9 +565,12 @@ async fn binary_serves_a_directory() {
             .await
             .unwrap_err()
             .code(),
-        Some(2)
+        Some(ErrorCode::AccessViolation)
     );
-    assert_eq!(client.get("missing").await.unwrap_err().code(), Some(1));
+    assert_eq!(
+        client.get("missing").await.unwrap_err().code(),
+        Some(ErrorCode::FileNotFound)
+    );
     client.put("sub/put.bin", b"from the test").await.unwrap();
     assert_eq!(
         read(&tree.root_path().join("sub/put.bin")),

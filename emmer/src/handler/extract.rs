@@ -46,6 +46,13 @@ pub trait FromRequest: Sized {
     ///
     /// The rejection, when the request does not allow this parameter.
     fn from_request(req: &Request) -> Result<Self, Self::Rejection>;
+
+    /// What this extractor needs registered on the app; the route table
+    /// checks it at start-up. Not part of the public API.
+    #[doc(hidden)]
+    fn __needs() -> Option<crate::__private::Need> {
+        None
+    }
 }
 
 /// The client's socket address.
@@ -102,6 +109,11 @@ pub struct State<T>(pub T);
 
 impl<T: Clone + Send + Sync + 'static> FromRequest for State<T> {
     type Rejection = TftpError;
+
+    fn __needs() -> Option<crate::__private::Need> {
+        Some(crate::__private::Need::state::<T>())
+    }
+
     fn from_request(req: &Request) -> Result<Self, TftpError> {
         match req.state::<T>() {
             Some(v) => Ok(State(v.clone())),

@@ -9,6 +9,7 @@
 pub(crate) mod call;
 mod extract;
 pub(crate) mod response;
+mod trace;
 pub(crate) mod upload;
 
 use std::any::{Any, TypeId};
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 pub use extract::{FromRequest, Peer, State};
 pub use response::{IntoReadResponse, IntoWriteResponse, ReadBody};
+pub use trace::Traceparent;
 pub use upload::{SaveAtomic, Upload};
 
 use crate::proto::Mode;
@@ -53,6 +55,8 @@ struct Inner {
     mode: Mode,
     options: Vec<(String, String)>,
     state: Arc<StateMap>,
+    /// The W3C trace context at the end of the file name, if any.
+    traceparent: Option<Traceparent>,
 }
 
 impl fmt::Debug for Request {
@@ -118,6 +122,38 @@ impl Request {
         &self.inner.options
     }
 
+    /// The W3C `traceparent` appended to the file name (see
+    /// [`Traceparent`]), if there is one.
+    pub fn traceparent(&self) -> Option<&Traceparent> {
+        self.inner.traceparent.as_ref()
+    }
+
+    /// The request as routes see it with
+    /// [`App::strip_traceparent`](crate::App::strip_traceparent): the file
+    /// name without its `traceparent`.
+    pub(crate) fn without_traceparent(&self) -> Request {
+        let Some(t) = &self.inner.traceparent else {
+            return self.clone();
+        };
+        let name = self.inner.filename.strip_suffix(&t.to_string());
+        let Some(name) = name.and_then(|n| n.strip_suffix('-')) else {
+            return self.clone();
+        };
+        let i = &self.inner;
+        Request {
+            inner: Arc::new(Inner {
+                peer: i.peer,
+                local: i.local,
+                filename: name.to_owned(),
+                mode: i.mode,
+                options: i.options.clone(),
+                state: i.state.clone(),
+                traceparent: i.traceparent.clone(),
+            }),
+            captures: self.captures.clone(),
+        }
+    }
+
     /// The value of an option the client asked for; the name is
     /// case-insensitive.
     pub fn option(&self, name: &str) -> Option<&str> {
@@ -168,6 +204,7 @@ impl Request {
                 peer,
                 local,
                 filename: packet.filename.to_owned(),
+                traceparent: Traceparent::split_filename(packet.filename).1,
                 mode: packet.mode,
                 options: packet
                     .options
@@ -240,6 +277,7 @@ impl RequestBuilder {
     pub fn build(self) -> Request {
         Request {
             inner: Arc::new(Inner {
+                traceparent: Traceparent::split_filename(&self.filename).1,
                 peer: self.peer,
                 local: self.local,
                 filename: self.filename,
@@ -267,6 +305,10 @@ impl fmt::Debug for StateMap {
 impl StateMap {
     pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
         self.map.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    pub(crate) fn contains(&self, id: TypeId) -> bool {
+        self.map.contains_key(&id)
     }
 
     pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {

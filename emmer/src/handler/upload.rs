@@ -2,10 +2,11 @@
 //! arrive, with back-pressure, and [`Upload::save_atomic`] commits it to a
 //! file only when the transfer completed.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,6 +16,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::TftpError;
+use crate::fs::DirHandle;
 
 /// What travels from the engine to an upload's handler: the data in order,
 /// then exactly one end. The end of the upload is said here and nowhere
@@ -301,9 +303,23 @@ impl Upload {
     /// # Ok(()) }
     /// ```
     pub fn save_atomic(self, path: impl AsRef<Path>) -> SaveAtomic {
+        let path = path.as_ref();
+        let dir = path.parent().unwrap_or(Path::new("")).to_owned();
         SaveAtomic {
             upload: self,
-            path: path.as_ref().to_owned(),
+            dir: DirHandle::Path(dir),
+            name: path.file_name().map(OsStr::to_owned),
+            fsync: true,
+        }
+    }
+
+    /// [`save_atomic`](Self::save_atomic) into a directory already opened
+    /// (by [`ServeDir`](crate::fs::ServeDir), beneath its root).
+    pub(crate) fn save_atomic_in(self, dir: DirHandle, name: OsString) -> SaveAtomic {
+        SaveAtomic {
+            upload: self,
+            dir,
+            name: Some(name),
             fsync: true,
         }
     }
@@ -318,7 +334,10 @@ const SAVE_BATCH: usize = 1 << 20;
 #[derive(Debug)]
 pub struct SaveAtomic {
     upload: Upload,
-    path: PathBuf,
+    /// The directory of the file, and its name there (`None`: the path had
+    /// no file name, an error when awaited).
+    dir: DirHandle,
+    name: Option<OsString>,
     fsync: bool,
 }
 
@@ -334,14 +353,19 @@ impl SaveAtomic {
     async fn run(self) -> Result<u64, TftpError> {
         let SaveAtomic {
             mut upload,
-            path,
+            dir,
+            name,
             fsync,
         } = self;
-        let tmp = temp_path(&path);
+        let Some(name) = name else {
+            tracing::warn!("save_atomic was given a path without a file name");
+            return Err(TftpError::undefined("internal server error"));
+        };
+        let tmp = temp_name(&name);
         let result = async {
-            let create = tmp.clone();
-            let mut file = blocking(move || std::fs::File::create(create)).await.map_err(|e| {
-                tracing::warn!(path = %tmp.display(), error = %e, "cannot create the upload's temporary file");
+            let (d, t) = (dir.clone(), tmp.clone());
+            let mut file = blocking(move || d.create_new(&t)).await.map_err(|e| {
+                tracing::warn!(dir = ?dir, file = ?tmp, error = %e, "cannot create the upload's temporary file");
                 TftpError::from(e)
             })?;
             let mut n = 0u64;
@@ -369,20 +393,20 @@ impl SaveAtomic {
                 })
                 .await?;
             }
-            let (tmp2, path2) = (tmp.clone(), path.clone());
+            let (d, t, name) = (dir.clone(), tmp.clone(), name.clone());
             blocking(move || {
                 if fsync {
                     file.sync_all()?;
                 }
                 drop(file);
-                std::fs::rename(&tmp2, &path2)
+                d.rename(&t, &name)
             })
             .await?;
             Ok(n)
         }
         .await;
         if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
+            let _ = blocking(move || dir.remove(&tmp)).await;
         }
         result
     }
@@ -406,16 +430,14 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(io::Error::other(format!("file write task failed: {e}"))))
 }
 
-/// A hidden temporary name beside `path`, unique within the process.
-fn temp_path(path: &Path) -> PathBuf {
+/// A hidden temporary name beside `name`, unique within the process.
+fn temp_name(name: &OsStr) -> OsString {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "upload".into());
-    path.with_file_name(format!(".{name}.emmer-{}-{n}.tmp", std::process::id()))
+    // Short enough that the temporary name fits where the name does.
+    let name: String = name.to_string_lossy().chars().take(64).collect();
+    format!(".{name}.emmer-{}-{n}.tmp", std::process::id()).into()
 }
 
 fn aborted(e: TftpError) -> io::Error {

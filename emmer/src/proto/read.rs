@@ -91,6 +91,7 @@ pub struct ReadTransfer {
     outcome: Option<Outcome>,
     bytes_acked: u64,
     retransmits: u64,
+    duplicates: u64,
 }
 
 impl ReadTransfer {
@@ -127,6 +128,7 @@ impl ReadTransfer {
             outcome: None,
             bytes_acked: 0,
             retransmits: 0,
+            duplicates: 0,
         }
     }
 
@@ -269,6 +271,7 @@ impl ReadTransfer {
         // (RFC 1123 §4.2.3.1: never retransmit on a duplicate ACK).
         let count = self.max_sent - self.acked;
         let Some(block) = resolve(wire, self.acked + 1, count, self.rollover) else {
+            self.duplicates += 1;
             return;
         };
         for b in self.acked + 1..=block {
@@ -504,6 +507,17 @@ impl ReadTransfer {
     /// sent again after a mid-window ACK.
     pub fn retransmits(&self) -> u64 {
         self.retransmits
+    }
+
+    /// ACKs received that acknowledged nothing new (duplicates and stale
+    /// ones, RFC 1123 §4.2.3.1), ignored.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Blocks acknowledged by the client so far.
+    pub fn blocks_acked(&self) -> u64 {
+        self.acked
     }
 }
 

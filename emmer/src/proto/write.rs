@@ -92,6 +92,7 @@ pub struct WriteTransfer {
     outcome: Option<Outcome>,
     bytes: u64,
     retransmits: u64,
+    duplicates: u64,
 }
 
 impl WriteTransfer {
@@ -139,6 +140,7 @@ impl WriteTransfer {
             outcome: None,
             bytes: 0,
             retransmits: 0,
+            duplicates: 0,
         }
     }
 
@@ -211,6 +213,7 @@ impl WriteTransfer {
             // A duplicate, or a block after a gap (RFC 7440): ACK the last
             // block received in order, so the sender goes on from there.
             // With windows, once until new data or the timer (no ACK storm).
+            self.duplicates += 1;
             if self.windowsize == 1 || !self.reack_sent {
                 self.ack_due = true;
                 self.since_ack = 0;
@@ -450,6 +453,17 @@ impl WriteTransfer {
     /// ([`handle_repeat`](Self::handle_repeat)).
     pub fn retransmits(&self) -> u64 {
         self.retransmits
+    }
+
+    /// DATA blocks received out of order (duplicates, or after a gap),
+    /// answered with an ACK of the last block in order.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Blocks received in order so far.
+    pub fn blocks_received(&self) -> u64 {
+        self.expected - 1
     }
 }
 

@@ -22,6 +22,7 @@ use super::shutdown::{Phase, stopping};
 use super::socket::{Local, Socket};
 use super::timer::now;
 use super::{Shared, transfer};
+use crate::event::{Limit, TransferEvent};
 use crate::handler::Request;
 use crate::proto::PacketError;
 use crate::proto::packet::Packet;
@@ -93,13 +94,13 @@ pub(crate) async fn listen(
                 }
             },
             () = gate.ended(), if !waiting.is_empty() => {
-                for (slot, a) in waiting.release(gate, now(), gave_up) {
+                for (slot, a) in waiting.release(gate, now(), |a| gave_up(&shared, a)) {
                     start(slot, a);
                 }
                 continue;
             }
             () = wait_until(waiting.next_expiry()), if !waiting.is_empty() => {
-                for (slot, a) in waiting.release(gate, now(), gave_up) {
+                for (slot, a) in waiting.release(gate, now(), |a| gave_up(&shared, a)) {
                     start(slot, a);
                 }
                 continue;
@@ -170,10 +171,11 @@ pub(crate) async fn listen(
             // Others waited first.
             Ok(slot) => {
                 drop(slot);
-                wait(&mut waiting, peer, admitted);
+                wait(&shared, &mut waiting, peer, admitted);
             }
-            Err(Full::Server) => wait(&mut waiting, peer, admitted),
+            Err(Full::Server) => wait(&shared, &mut waiting, peer, admitted),
             Err(Full::Host(n)) => {
+                refused(&shared, &admitted, Limit::PerHost(n));
                 tracing::warn!(
                     %peer,
                     file = admitted.request.filename(),
@@ -194,9 +196,10 @@ pub(crate) async fn listen(
 
 /// Lets a request wait for a slot; a full waiting room drops it silently
 /// (the client sends it again).
-fn wait(waiting: &mut WaitingRoom<Admitted>, peer: SocketAddr, a: Admitted) {
+fn wait(shared: &Shared, waiting: &mut WaitingRoom<Admitted>, peer: SocketAddr, a: Admitted) {
     tracing::debug!(%peer, file = a.request.filename(), "at the transfer limit: the request waits");
     if let Err(a) = waiting.push(peer.ip(), now(), a) {
+        refused(shared, &a, Limit::Server);
         tracing::warn!(
             %peer,
             file = a.request.filename(),
@@ -208,13 +211,21 @@ fn wait(waiting: &mut WaitingRoom<Admitted>, peer: SocketAddr, a: Admitted) {
 
 /// A request that waited too long for a slot; the client's next copy of it
 /// is a new request.
-fn gave_up(a: Admitted) {
+fn gave_up(shared: &Shared, a: Admitted) {
+    refused(shared, &a, Limit::Server);
     tracing::warn!(
         peer = %a.request.peer(),
         file = a.request.filename(),
         "dropped a request that waited too long for a free transfer slot \
          (EMMER_MAX_TRANSFERS, EMMER_MAX_TRANSFERS_PER_HOST)"
     );
+}
+
+/// The transfer event of a request a limit refused (`App::on_transfer`).
+fn refused(shared: &Shared, a: &Admitted, limit: Limit) {
+    shared
+        .events
+        .emit(|| TransferEvent::refused(a.kind, &a.request, limit));
 }
 
 async fn wait_until(at: Option<std::time::Instant>) {

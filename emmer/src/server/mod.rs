@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) net: socket::Net,
     /// Single-port mode: the transfers the listeners hand datagrams to.
     pub(crate) demux: Arc<demux::Demux>,
+    /// Where each transfer's event goes (`App::on_transfer`).
+    pub(crate) events: crate::event::Events,
 }
 
 /// A bound server, ready to [`serve`](Self::serve).
@@ -93,6 +95,7 @@ impl Server {
         config: Config,
         state: Arc<StateMap>,
         net: socket::Net,
+        observers: crate::event::Observers,
     ) -> Result<Self> {
         let mut sockets = Vec::with_capacity(config.hosts.len());
         let mut port = config.port;
@@ -117,6 +120,7 @@ impl Server {
                 errors: Arc::new(send::ErrorLimit::new()),
                 net,
                 demux: Arc::default(),
+                events: crate::event::Events::start(observers),
             }),
             shutdown: Arc::new(tx),
         })

@@ -13,6 +13,7 @@ use crate::handler::response::BodyKind;
 use crate::handler::{ReadBody, Request};
 use crate::proto::packet::DATA_HEADER;
 use crate::proto::{Mode, Negotiated, Outcome, Packet, ReadTransfer};
+use crate::route::RouteId;
 use crate::{ErrorCode, TftpError};
 
 /// Serves one read request.
@@ -22,7 +23,7 @@ pub(crate) async fn serve(cx: &mut Ctx<'_>, request: Request) -> Report {
         Err(e) => return cx.refuse(None, e).await,
     };
     let route = Some(d.route.clone());
-    tracing::Span::current().record("route", &*d.route);
+    tracing::Span::current().record("route", &*d.route.name);
     let mut handler = d.call.start();
     let body = match cx.signals.until(&mut handler).await {
         Waited::Done(r) => match verdict(r) {
@@ -97,7 +98,7 @@ async fn drive(
     cx: &mut Ctx<'_>,
     t: &mut ReadTransfer,
     mut source: Source,
-    route: Option<Arc<str>>,
+    route: Option<Arc<RouteId>>,
     blksize: u16,
 ) -> Report {
     let mut timer = Timer::new();
@@ -153,23 +154,12 @@ async fn drive(
                     }
                 }
                 Signal::Superseded => {
-                    return Report {
-                        route,
-                        bytes: t.bytes_acked(),
-                        retransmits: t.retransmits(),
-                        finish: Finish::Superseded,
-                        ended: now(),
-                    };
+                    return cx.report(route, (&*t).into(), Finish::Superseded, now());
                 }
                 Signal::Abort => t.abort(ErrorCode::Undefined, "server is shutting down"),
             },
         }
     }
-    Report {
-        route,
-        bytes: t.bytes_acked(),
-        retransmits: t.retransmits(),
-        finish: Finish::Done(t.outcome().cloned().unwrap_or(Outcome::TimedOut)),
-        ended: ended.unwrap_or_else(now),
-    }
+    let finish = Finish::Done(t.outcome().cloned().unwrap_or(Outcome::TimedOut));
+    cx.report(route, (&*t).into(), finish, ended.unwrap_or_else(now))
 }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tracing::{Instrument, field::Empty};
@@ -15,28 +15,48 @@ use super::session::{Control, Session};
 use super::shutdown::{Phase, aborted};
 use super::timer::now;
 use super::{Shared, read, write};
+use crate::event::{TransferEvent, TransferOutcome};
 use crate::handler::Request;
-use crate::proto::{Mode, Negotiated, OptionLimits, Outcome, RequestedOptions, TransferConfig};
-use crate::route::{Kind, RouteLimits};
+use crate::proto::{
+    Mode, Negotiated, OptionLimits, Outcome, ReadTransfer, RequestedOptions, TransferConfig,
+    WriteTransfer,
+};
+use crate::route::{Kind, RouteId, RouteLimits};
 use crate::{Ports, TftpError};
 
-/// Runs one transfer to its end and logs one line about it.
-pub(crate) async fn run(shared: &Shared, admitted: Admitted, stop: watch::Receiver<Phase>) {
+/// Runs one transfer to its end, logs one line about it and hands its
+/// event to the `on_transfer` callbacks.
+pub(crate) async fn run(shared: &Shared, mut admitted: Admitted, stop: watch::Receiver<Phase>) {
+    let kind = admitted.kind;
     let request = &admitted.request;
     let span = tracing::info_span!(
         "transfer",
         peer = %request.peer(),
         file = %request.filename(),
-        op = admitted.kind.as_str(),
+        op = kind.as_str(),
         mode = %request.mode(),
         route = Empty,
         blksize = Empty,
         windowsize = Empty,
+        trace_id = Empty,
     );
+    if let Some(t) = request.traceparent() {
+        span.record("trace_id", t.trace_id());
+    }
+    let asked = shared.events.enabled().then(|| request.clone());
+    if shared.config.strip_traceparent {
+        admitted.request = admitted.request.without_traceparent();
+    }
     let started = now();
+    let wall = SystemTime::now();
     async move {
         let report = serve(shared, admitted, stop).await;
         report.log(started);
+        if let Some(request) = asked {
+            shared
+                .events
+                .emit(|| report.into_event(kind, &request, started, wall));
+        }
     }
     .instrument(span)
     .await;
@@ -85,6 +105,7 @@ async fn serve(shared: &Shared, admitted: Admitted, stop: watch::Receiver<Phase>
         link,
         signals: Signals::new(session.control(), stop),
         session: Some(session),
+        granted: Vec::new(),
     };
     if request.mode() == Mode::Mail {
         let e = TftpError::illegal_operation("mail mode is not supported; use octet or netascii");
@@ -103,11 +124,13 @@ pub(crate) struct Ctx<'a> {
     pub(crate) signals: Signals,
     /// The transfer's place in the request policy, until its outcome is known.
     session: Option<Session>,
+    /// The options granted, once negotiated (for the transfer's event).
+    granted: Vec<(String, String)>,
 }
 
 impl Ctx<'_> {
     /// Sends `e` to the client: the transfer ends before it started.
-    pub(crate) async fn refuse(&self, route: Option<Arc<str>>, e: TftpError) -> Report {
+    pub(crate) async fn refuse(&self, route: Option<Arc<RouteId>>, e: TftpError) -> Report {
         self.link.send_error(e.code(), e.message()).await;
         Report::new(route, Finish::failed(&e))
     }
@@ -147,9 +170,32 @@ impl Ctx<'_> {
     }
 
     /// The transfer's timing (the machines apply a negotiated timeout).
-    pub(crate) fn transfer_config(&self, neg: &Negotiated) -> TransferConfig {
+    pub(crate) fn transfer_config(&mut self, neg: &Negotiated) -> TransferConfig {
         record_params(neg);
+        self.granted = neg
+            .oack
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
         self.shared.config.transfer.clone()
+    }
+
+    /// The report of a transfer that ran: its machine's counters and the
+    /// options granted.
+    pub(crate) fn report(
+        &mut self,
+        route: Option<Arc<RouteId>>,
+        counters: Counters,
+        finish: Finish,
+        ended: Instant,
+    ) -> Report {
+        Report {
+            route,
+            counters,
+            granted: std::mem::take(&mut self.granted),
+            finish,
+            ended,
+        }
     }
 }
 
@@ -240,32 +286,100 @@ impl Finish {
     }
 }
 
-/// What the transfer log line reports.
+/// What a transfer's machine counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub(crate) bytes: u64,
+    pub(crate) blocks: u64,
+    pub(crate) retransmits: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) rtt: Option<Duration>,
+}
+
+impl From<&ReadTransfer> for Counters {
+    fn from(t: &ReadTransfer) -> Self {
+        Self {
+            bytes: t.bytes_acked(),
+            blocks: t.blocks_acked(),
+            retransmits: t.retransmits(),
+            duplicates: t.duplicates(),
+            rtt: t.srtt(),
+        }
+    }
+}
+
+impl From<&WriteTransfer> for Counters {
+    fn from(t: &WriteTransfer) -> Self {
+        Self {
+            bytes: t.bytes_received(),
+            blocks: t.blocks_received(),
+            retransmits: t.retransmits(),
+            duplicates: t.duplicates(),
+            rtt: t.srtt(),
+        }
+    }
+}
+
+/// What the transfer log line and the transfer event report.
 #[derive(Debug)]
 pub(crate) struct Report {
-    pub(crate) route: Option<Arc<str>>,
-    pub(crate) bytes: u64,
-    pub(crate) retransmits: u64,
+    pub(crate) route: Option<Arc<RouteId>>,
+    pub(crate) counters: Counters,
+    /// The options granted in the OACK.
+    pub(crate) granted: Vec<(String, String)>,
     pub(crate) finish: Finish,
     /// When the outcome became known (an upload's dally comes after).
     pub(crate) ended: Instant,
 }
 
 impl Report {
-    pub(crate) fn new(route: Option<Arc<str>>, finish: Finish) -> Self {
+    pub(crate) fn new(route: Option<Arc<RouteId>>, finish: Finish) -> Self {
         Self {
             route,
-            bytes: 0,
-            retransmits: 0,
+            counters: Counters::default(),
+            granted: Vec::new(),
             finish,
             ended: now(),
         }
     }
 
+    /// The transfer's event.
+    fn into_event(
+        self,
+        kind: Kind,
+        request: &Request,
+        started: Instant,
+        wall: SystemTime,
+    ) -> TransferEvent {
+        let mut ev = TransferEvent::blank(kind, request, wall);
+        if let Some(r) = &self.route {
+            ev.route = Some(r.name.clone());
+            ev.pattern = Some(r.pattern.clone());
+        }
+        let c = self.counters;
+        (ev.bytes, ev.blocks, ev.retransmits, ev.duplicates, ev.rtt) =
+            (c.bytes, c.blocks, c.retransmits, c.duplicates, c.rtt);
+        ev.granted = self.granted;
+        ev.duration = self.ended.saturating_duration_since(started);
+        ev.outcome = match self.finish {
+            Finish::Done(Outcome::Complete) => TransferOutcome::Complete,
+            Finish::Done(Outcome::SizeProbe) => TransferOutcome::SizeProbe,
+            Finish::Done(Outcome::PeerError { code, message }) => {
+                TransferOutcome::ClientError { code, message }
+            }
+            Finish::Done(Outcome::Failed { code, message }) => {
+                TransferOutcome::ServerError { code, message }
+            }
+            Finish::Done(Outcome::TimedOut) => TransferOutcome::TimedOut,
+            Finish::Superseded => TransferOutcome::Superseded,
+        };
+        ev
+    }
+
     fn log(&self, started: Instant) {
         let duration_ms = self.ended.saturating_duration_since(started).as_millis() as u64;
-        let route = self.route.as_deref().unwrap_or("-");
-        let (bytes, retransmits) = (self.bytes, self.retransmits);
+        let route = self.route.as_ref().map_or("-", |r| &*r.name);
+        let (bytes, retransmits) = (self.counters.bytes, self.counters.retransmits);
         match &self.finish {
             Finish::Done(Outcome::Complete) => tracing::info!(
                 route,

@@ -25,6 +25,7 @@ use crate::handler::{Request, Upload};
 use crate::proto::netascii::NetasciiDecoder;
 use crate::proto::packet::DATA_HEADER;
 use crate::proto::{Mode, Negotiated, Outcome, Packet, WriteTransfer};
+use crate::route::RouteId;
 use crate::{ErrorCode, TftpError};
 
 /// Serves one write request.
@@ -34,7 +35,7 @@ pub(crate) async fn serve(cx: &mut Ctx<'_>, request: Request) -> Report {
         Err(e) => return cx.refuse(None, e).await,
     };
     let route = Some(d.route.clone());
-    tracing::Span::current().record("route", &*d.route);
+    tracing::Span::current().record("route", &*d.route.name);
     let requested = Ctx::requested(&request);
     let max = cx.max_upload(&d.limits);
     // RFC 2349: an announced size over the limit is refused before the start.
@@ -280,7 +281,7 @@ async fn drive(
     t: &mut WriteTransfer,
     mut sink: Sink,
     mut handler: Handler,
-    route: Option<Arc<str>>,
+    route: Option<Arc<RouteId>>,
     blksize: usize,
 ) -> Report {
     let mut timer = Timer::new();
@@ -365,24 +366,13 @@ async fn drive(
             }
             Event::Signal(Signal::Superseded) => {
                 sink.abort(TftpError::undefined("the client sent another request"));
-                return Report {
-                    route,
-                    bytes: t.bytes_received(),
-                    retransmits: t.retransmits(),
-                    finish: Finish::Superseded,
-                    ended: now(),
-                };
+                return cx.report(route, (&*t).into(), Finish::Superseded, now());
             }
             Event::Signal(Signal::Abort) => {
                 t.abort(ErrorCode::Undefined, "server is shutting down");
             }
         }
     }
-    Report {
-        route,
-        bytes: t.bytes_received(),
-        retransmits: t.retransmits(),
-        finish: Finish::Done(t.outcome().cloned().unwrap_or(Outcome::TimedOut)),
-        ended: ended.unwrap_or_else(now),
-    }
+    let finish = Finish::Done(t.outcome().cloned().unwrap_or(Outcome::TimedOut));
+    cx.report(route, (&*t).into(), finish, ended.unwrap_or_else(now))
 }

@@ -90,9 +90,10 @@ async fn main() {
     assert!(app.write("async/abc", "1").await.is_err());
     assert!(app.write("ignored", "anything").await.is_ok());
 
-    // Without the state, the extractor refuses.
-    let e = App::new().read("site").await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Undefined);
+    // Without the state, the app does not start: the error names the route
+    // and the type.
+    let e = App::new().table().unwrap_err().to_string();
+    assert!(e.contains("route site at ") && e.contains("State<alloc::sync::Arc<"), "{e}");
 
     let names: Vec<String> = app
         .table()

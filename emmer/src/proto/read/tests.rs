@@ -227,7 +227,11 @@ fn duplicate_ack_never_triggers_data() {
     assert_eq!(h.ack(60000), vec![]);
     assert_eq!(h.t.poll_timeout(), deadline, "the timer is not reset");
     assert_eq!(h.t.retransmits(), 0);
+    assert_eq!(h.t.duplicates(), 4, "each ignored ACK is counted");
+    assert_eq!(h.t.blocks_acked(), 1);
     assert_eq!(h.ack(2), vec![data(3, 512)]);
+    assert_eq!(h.t.blocks_acked(), 2);
+    assert_eq!(h.t.duplicates(), 4);
 }
 
 #[test]

@@ -219,6 +219,8 @@ fn duplicate_data_is_re_acked_and_handed_on_once() {
     // A block from the future (gap) is not handed on either.
     assert_eq!(h.data(9, 8), (false, vec![Sent::Ack(2)]));
     assert_eq!(h.t.bytes_received(), 16);
+    assert_eq!(h.t.blocks_received(), 2);
+    assert_eq!(h.t.duplicates(), 4, "three duplicates and one after a gap");
 }
 
 #[test]
