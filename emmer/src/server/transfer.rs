@@ -52,6 +52,7 @@ pub(crate) async fn run(
     } else {
         request
     };
+    let _active = crate::metrics::active(kind);
     let started = now();
     let wall = SystemTime::now();
     async move {
