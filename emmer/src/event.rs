@@ -303,15 +303,22 @@ impl Events {
         }
     }
 
-    /// Whether anyone listens (an event is worth building).
+    /// Whether anyone listens (an event is worth building): a callback, or
+    /// the metrics (feature `metrics`).
     pub(crate) fn enabled(&self) -> bool {
-        self.tx.is_some()
+        self.tx.is_some() || crate::metrics::ENABLED
     }
 
-    /// Queues the event `make` builds, if anyone listens; never waits.
+    /// Records the event `make` builds as metrics and queues it for the
+    /// callbacks, if anyone listens; never waits.
     pub(crate) fn emit(&self, make: impl FnOnce() -> TransferEvent) {
+        if !self.enabled() {
+            return;
+        }
+        let ev = make();
+        crate::metrics::record(&ev);
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(make()) {
+        match tx.try_send(ev) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -372,6 +379,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "metrics"))]
     fn without_callbacks_nothing_is_built() {
         let events = Events::start(Observers::default());
         assert!(!events.enabled());

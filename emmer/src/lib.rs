@@ -67,7 +67,9 @@
 //! retransmissions, round trip, duration, outcome), off the transfers'
 //! tasks: see [`event`]. [`App::serve_dir`] mounts a directory
 //! ([`fs::ServeDir`]) beside the dynamic routes, safe against `..`,
-//! absolute names and symbolic links that lead out of it.
+//! absolute names and symbolic links that lead out of it. With the cargo
+//! feature `metrics`, transfers are counted through the `metrics` facade:
+//! see [`metrics`].
 //!
 //! ## Protocol
 //!
@@ -84,6 +86,7 @@ mod error;
 pub mod event;
 pub mod fs;
 pub mod handler;
+pub mod metrics;
 pub mod proto;
 pub mod route;
 mod server;

@@ -281,3 +281,74 @@ async fn run_stops_cleanly_on_sigterm_and_sigint() {
         assert!(status.success(), "SIG{signal}: exit {status}");
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the example).
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The metrics example after real transfers: curl scrapes the Prometheus
+/// text and finds each number the transfers should have made.
+#[tokio::test]
+async fn metrics_are_scraped_with_curl() {
+    let metrics = format!("127.0.0.1:{}", free_tcp_port());
+    let env = vec![("EMMER_METRICS_ADDR", metrics.clone())];
+    let Some(ex) = start("metrics", vec![], env).await else {
+        return;
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            ex.client().get("motd").await.unwrap(),
+            b"welcome to the lab\n"
+        );
+    }
+    assert_eq!(code(ex.client().get("nothing").await), 1);
+    ex.client().put("uploads/a.txt", b"hello").await.unwrap();
+    assert_eq!(code(ex.client().put("uploads/b.txt", b"").await), 2);
+
+    let want = [
+        r#"emmer_transfers_total{route="motd",op="read",outcome="complete"} 3"#,
+        r#"emmer_transfer_bytes_total{route="motd",op="read",outcome="complete"} 57"#,
+        r#"emmer_transfer_duration_seconds_count{route="motd",op="read"} 3"#,
+        r#"emmer_retransmits_total{route="motd",op="read"} 0"#,
+        r#"emmer_transfers_total{route="-",op="read",outcome="error"} 1"#,
+        r#"emmer_refused_requests_total{reason="no-route"} 1"#,
+        r#"emmer_transfers_total{route="upload",op="write",outcome="complete"} 1"#,
+        r#"emmer_transfer_bytes_total{route="upload",op="write",outcome="complete"} 5"#,
+        r#"emmer_transfers_total{route="upload",op="write",outcome="error"} 1"#,
+        r#"emmer_active_transfers{op="read"} 0"#,
+    ];
+    // A transfer is counted when the server sees its end, which may come
+    // just after the client is done: scrape until every line is there.
+    let url = format!("http://{metrics}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--max-time", "5", &url]);
+        let out = super::support::run_async(curl, None, Duration::from_secs(10)).await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let missing: Vec<&str> = want
+            .iter()
+            .copied()
+            .filter(|w| !text.lines().any(|l| l == *w))
+            .collect();
+        if missing.is_empty() {
+            // File names never become labels.
+            assert!(
+                !text.contains("nothing") && !text.contains("a.txt"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing from the scrape: {missing:#?}\n{}\n{text}",
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

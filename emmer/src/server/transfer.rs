@@ -47,6 +47,7 @@ pub(crate) async fn run(shared: &Shared, mut admitted: Admitted, stop: watch::Re
     if shared.config.strip_traceparent {
         admitted.request = admitted.request.without_traceparent();
     }
+    let _active = crate::metrics::active(kind);
     let started = now();
     let wall = SystemTime::now();
     async move {
