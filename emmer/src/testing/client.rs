@@ -1,93 +1,5 @@
-//! Test helpers: requests through an app's real route table without a
-//! socket, a server on an ephemeral port, and an async TFTP client.
-//!
-//! Three levels, from the fastest:
-//!
-//! **A handler is a function**: call it.
-//!
-//! ```
-//! use std::net::IpAddr;
-//! use emmer::route_read;
-//!
-//! #[route_read(r"greeting/(?P<name>\w+)")]
-//! fn greeting(name: String, client_host: IpAddr) -> String {
-//!     format!("hello {name} at {client_host}")
-//! }
-//!
-//! assert_eq!(greeting("pc1".into(), "10.0.0.1".parse().unwrap()), "hello pc1 at 10.0.0.1");
-//! ```
-//!
-//! **The route table**: [`App::read`] and [`App::write`] run a request through
-//! the routes, captures and extractors, with no socket.
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! use emmer::{App, ErrorCode, Request};
-//!
-//! let app = App::empty()
-//!     .route_read(r"cfg/(?P<host>[a-z0-9-]+)\.cfg", |req: &Request| {
-//!         format!("hostname {}\n", req.capture("host").unwrap())
-//!     })
-//!     .route_write(r"backup/.+", |_: &Request, data: Vec<u8>| !data.is_empty());
-//! assert_eq!(app.read("cfg/sw1.cfg").await.unwrap(), b"hostname sw1\n");
-//! assert_eq!(app.read("cfg/SW1.cfg").await.unwrap_err().code(), ErrorCode::FileNotFound);
-//! assert!(app.write("backup/a", "data").await.is_ok());
-//! assert_eq!(app.write("backup/a", "").await.unwrap_err().code(), ErrorCode::AccessViolation);
-//! # }
-//! ```
-//!
-//! **Picking macro routes**: [`App::new`] takes every `#[route_read]` and
-//! `#[route_write]` route of the test binary, so two test files that both
-//! declare `".*"` collide there. A test builds its app from the routes it
-//! means instead: [`App::macro_route`] adds one function's route by name,
-//! [`App::macro_routes_in`] those of a module (`module_path!()` for the
-//! test's own).
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! use emmer::{App, route_read};
-//!
-//! #[route_read(".*")]
-//! fn everything() -> &'static str { "from this file" }
-//!
-//! mod other_file {
-//!     #[emmer::route_read(".*")]
-//!     pub fn everything() -> &'static str { "from another file" }
-//! }
-//!
-//! let app = App::empty().macro_routes_in(&format!("{}::other_file", module_path!()));
-//! assert_eq!(app.read("x").await.unwrap(), b"from another file");
-//! // A name shared by two functions needs more of the path.
-//! assert!(App::empty().macro_route("everything").table().is_err());
-//! let app = App::empty().macro_route("other_file::everything");
-//! assert_eq!(app.read("x").await.unwrap(), b"from another file");
-//! # }
-//! ```
-//!
-//! **End to end**: [`TestServer`] serves the app on 127.0.0.1 with a free
-//! port, on a runtime of its own (a test that blocks its thread does not
-//! freeze the server), and [`Client`] talks TFTP to it, with options. Its
-//! errors have the shape of the table's: [`ClientError::code`] is the
-//! [`ErrorCode`] and [`ClientError::message`] the text a
-//! [`TftpError`](crate::TftpError) from [`App::read`] carries.
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! use emmer::testing::TestServer;
-//! use emmer::{App, ErrorCode, Request};
-//!
-//! let server = TestServer::start(App::empty().route_read("motd", |_: &Request| "hi")).await;
-//! let (body, info) = server.client().blksize(1428).tsize(true).get_with_info("motd").await.unwrap();
-//! assert_eq!(body, b"hi");
-//! assert_eq!(info.option("tsize"), Some("2"));
-//! let e = server.client().get("other").await.unwrap_err();
-//! assert_eq!(e.code(), Some(ErrorCode::FileNotFound));
-//! assert_eq!(e.message(), Some("file not found"));
-//! # }
-//! ```
+//! The async TFTP client of the tests: [`Client`], its errors and what a
+//! transfer negotiated.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -95,168 +7,13 @@ use std::time::Duration;
 
 use tokio::time::timeout;
 
+use super::SimNet;
+use crate::ErrorCode;
 use crate::proto::block::{resolve, to_wire};
 use crate::proto::netascii::{NetasciiDecoder, NetasciiEncoder};
 use crate::proto::packet::{DATA_HEADER, encode_ack, encode_data_header, encode_error};
 use crate::proto::{Mode, Packet, Rollover};
-use crate::server::ShutdownHandle;
-pub use crate::server::sim::{SimDatagram, SimNet, SimStats};
 use crate::server::socket::{Net, Socket};
-use crate::{App, ErrorCode};
-
-/// A server on 127.0.0.1 with a free port, stopped when dropped.
-///
-/// The server runs on a runtime of its own, on its own threads, not on the
-/// test's: a test may block (a `std::thread::sleep`, a blocking channel, a
-/// plain `#[tokio::test]` with its single thread busy) without freezing the
-/// server it talks to, and its handlers' `tokio` calls run there.
-#[derive(Debug)]
-pub struct TestServer {
-    addr: SocketAddr,
-    stop: ShutdownHandle,
-    net: Option<SimNet>,
-}
-
-impl TestServer {
-    /// Binds `app` to 127.0.0.1:0 and serves it on a runtime of its own (a
-    /// thread named `emmer-test-server` with two workers), until dropped.
-    ///
-    /// # Panics
-    ///
-    /// When the app's routes are invalid or the socket cannot be bound: a
-    /// test cannot go on then.
-    ///
-    /// # Examples
-    ///
-    /// A test that blocks its own (single) thread still gets its answer:
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use emmer::testing::TestServer;
-    /// use emmer::{App, Request};
-    ///
-    /// let server = TestServer::start(App::empty().route_read("x", |_: &Request| "x")).await;
-    /// let addr = server.addr();
-    /// // A plain blocking client, on the test's only thread.
-    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// sock.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
-    /// sock.send_to(b"\0\x01x\0octet\0", addr).unwrap();
-    /// let mut buf = [0u8; 16];
-    /// let (n, _) = sock.recv_from(&mut buf).unwrap();
-    /// assert_eq!(&buf[..n], b"\0\x03\0\x01x");
-    /// # }
-    /// ```
-    pub async fn start(app: App) -> Self {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("emmer-test-server".into())
-            .spawn(move || Self::run(app, tx))
-            .unwrap_or_else(|e| panic!("test server failed to start a thread: {e}"));
-        match rx.await {
-            Ok(Ok((addr, stop))) => Self {
-                addr,
-                stop,
-                net: None,
-            },
-            Ok(Err(e)) => panic!("test server failed to start: {e}"),
-            Err(_) => panic!("test server failed to start: its thread ended"),
-        }
-    }
-
-    /// Binds `app` to 127.0.0.1:0 of a simulated network and serves it on
-    /// the current runtime (it must share the test's clock, which may be
-    /// paused); [`client`](Self::client) talks over the same network. See
-    /// [`SimNet`].
-    ///
-    /// # Panics
-    ///
-    /// As [`start`](Self::start).
-    pub async fn start_on(app: App, net: &SimNet) -> Self {
-        let server = app
-            .on_net(Net::Sim(net.clone()))
-            .bind_to(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
-            .bind()
-            .await
-            .unwrap_or_else(|e| panic!("test server failed to start: {e}"));
-        let addr = server.local_addr();
-        let stop = server.shutdown_handle();
-        tokio::spawn(async move {
-            if let Err(e) = server.serve().await {
-                tracing::error!(error = %e, "test server stopped");
-            }
-        });
-        Self {
-            addr,
-            stop,
-            net: Some(net.clone()),
-        }
-    }
-
-    /// The server's thread: its own runtime, bound, serving until stopped.
-    fn run(
-        app: App,
-        started: tokio::sync::oneshot::Sender<crate::Result<(SocketAddr, ShutdownHandle)>>,
-    ) {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("emmer-test-server")
-            .enable_all()
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = started.send(Err(e.into()));
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let bound = app
-                .bind_to(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
-                .bind()
-                .await;
-            let server = match bound {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = started.send(Err(e));
-                    return;
-                }
-            };
-            if started
-                .send(Ok((server.local_addr(), server.shutdown_handle())))
-                .is_err()
-            {
-                return;
-            }
-            if let Err(e) = server.serve().await {
-                tracing::error!(error = %e, "test server stopped");
-            }
-        });
-        // Handlers still running after the grace period are not waited for.
-        runtime.shutdown_background();
-    }
-
-    /// The server's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// A client for this server with default settings (on its simulated
-    /// network, if it has one).
-    pub fn client(&self) -> Client {
-        let client = Client::new(self.addr);
-        match &self.net {
-            Some(net) => client.on(net),
-            None => client,
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop.shutdown();
-    }
-}
 
 /// Why a client transfer failed.
 #[derive(Debug)]
@@ -278,7 +35,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// The server's ERROR code, as [`TftpError::code`](crate::TftpError::code)
-    /// gives it for a request run through [`App::read`]: `None` when the
+    /// gives it for a request run through [`App::read`](crate::App::read): `None` when the
     /// server sent no ERROR (or a code outside 0..=8, see
     /// [`raw_code`](Self::raw_code)).
     ///
@@ -320,7 +77,7 @@ impl ClientError {
     }
 
     /// The server's ERROR as a [`TftpError`](crate::TftpError), the shape
-    /// [`App::read`] and [`App::write`] give without a socket.
+    /// [`App::read`](crate::App::read) and [`App::write`](crate::App::write) give without a socket.
     pub fn to_tftp_error(&self) -> Option<crate::TftpError> {
         match self {
             ClientError::Server { message, .. } => {
@@ -421,8 +178,8 @@ impl Client {
     }
 
     /// Talks over a simulated network (see [`SimNet`]) instead of the
-    /// operating system's. [`TestServer::client`] sets it for a server
-    /// started with [`TestServer::start_on`].
+    /// operating system's. [`TestServer::client`](super::TestServer::client) sets it for a server
+    /// started with [`TestServer::start_on`](super::TestServer::start_on).
     pub fn on(mut self, net: &SimNet) -> Self {
         self.net = Net::Sim(net.clone());
         self
@@ -811,129 +568,4 @@ fn read_oack(
 fn parse_opt<T: std::str::FromStr>(v: &str) -> Result<T, ClientError> {
     v.parse()
         .map_err(|_| ClientError::Protocol(format!("bad option value {v:?} in OACK")))
-}
-
-/// A request run through an [`App`]'s real route table and extractors, with
-/// no socket: see [`App::read`] and [`App::write`].
-#[derive(Debug)]
-pub struct TestRequest<'a> {
-    app: &'a App,
-    kind: crate::route::Kind,
-    builder: crate::handler::RequestBuilder,
-    data: Vec<u8>,
-}
-
-impl App {
-    /// Runs a read request through the route table and the handler, without
-    /// a socket. The result is the body as the handler produced it (before
-    /// netascii conversion), or the TFTP error the client would get.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use emmer::{App, Request};
-    /// let app = App::empty().route_read(r"hosts/(?P<name>\w+)", |req: &Request| {
-    ///     format!("{} from {}", req.capture("name").unwrap(), req.client_host())
-    /// });
-    /// let body = app.read("hosts/sw1").from("10.0.0.7:1234".parse().unwrap()).await.unwrap();
-    /// assert_eq!(body, b"sw1 from 10.0.0.7");
-    /// assert_eq!(app.read("other").await.unwrap_err().code(), emmer::ErrorCode::FileNotFound);
-    /// # }
-    /// ```
-    pub fn read(&self, filename: &str) -> TestRequest<'_> {
-        TestRequest {
-            app: self,
-            kind: crate::route::Kind::Read,
-            builder: crate::Request::builder(filename).state_map(self.state_map()),
-            data: Vec::new(),
-        }
-    }
-
-    /// Runs a write request with the given upload through the route table
-    /// and the handler, without a socket: `Ok` (with an empty body) is the
-    /// final ACK, an error what the client would get instead. Size limits
-    /// are the engine's and are not applied here.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use emmer::{App, Request};
-    /// let app = App::empty().route_write("cfg/.+", |_: &Request, data: Vec<u8>| !data.is_empty());
-    /// assert!(app.write("cfg/a", "x").await.is_ok());
-    /// assert_eq!(app.write("cfg/a", "").await.unwrap_err().code(), emmer::ErrorCode::AccessViolation);
-    /// # }
-    /// ```
-    pub fn write(&self, filename: &str, data: impl Into<Vec<u8>>) -> TestRequest<'_> {
-        TestRequest {
-            app: self,
-            kind: crate::route::Kind::Write,
-            builder: crate::Request::builder(filename).state_map(self.state_map()),
-            data: data.into(),
-        }
-    }
-}
-
-impl<'a> TestRequest<'a> {
-    /// The client's address (default 127.0.0.1:50000).
-    pub fn from(mut self, peer: SocketAddr) -> Self {
-        self.builder = self.builder.peer(peer);
-        self
-    }
-
-    /// The transfer mode (default octet).
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.builder = self.builder.mode(mode);
-        self
-    }
-
-    /// An option as the client would send it.
-    pub fn option(mut self, name: &str, value: &str) -> Self {
-        self.builder = self.builder.option(name, value);
-        self
-    }
-
-    async fn run(self) -> Result<Vec<u8>, crate::TftpError> {
-        use crate::handler::response::BodyKind;
-        use tokio::io::AsyncReadExt;
-        let table = self
-            .app
-            .table()
-            .unwrap_or_else(|e| panic!("the app's routes are invalid: {e}"));
-        let req = self.builder.build();
-        match self.kind {
-            crate::route::Kind::Read => {
-                let body = table.dispatch_read(&req)?.call.run().await?;
-                let mut v = Vec::new();
-                match body.kind {
-                    BodyKind::Bytes(b) => v.extend_from_slice(&b),
-                    BodyKind::File { mut file, .. } => {
-                        std::io::Read::read_to_end(&mut file, &mut v)?;
-                    }
-                    BodyKind::Stream { mut reader, .. } => {
-                        reader.read_to_end(&mut v).await?;
-                    }
-                }
-                Ok(v)
-            }
-            crate::route::Kind::Write => {
-                let call = table.dispatch_write(&req)?.call;
-                let upload = crate::Upload::from_bytes(self.data);
-                crate::handler::call::verdict(call.start(upload).await).map(|()| Vec::new())
-            }
-        }
-    }
-}
-
-impl<'a> std::future::IntoFuture for TestRequest<'a> {
-    type Output = Result<Vec<u8>, crate::TftpError>;
-    type IntoFuture =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
 }
