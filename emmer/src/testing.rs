@@ -356,6 +356,15 @@ impl Client {
                     sock.send_to(&out, from).await?;
                     tries = 0;
                 }
+                // The OACK again before any DATA: our ACK 0 was lost (or the
+                // OACK came twice), so acknowledge it again (RFC 2347). A late
+                // copy after DATA has begun is ignored.
+                Packet::Oack { .. } => {
+                    if next == 1 {
+                        encode_ack(&mut out, 0);
+                        sock.send_to(&out, from).await?;
+                    }
+                }
                 Packet::Data { block, data } => {
                     peer.get_or_insert(from);
                     if data.len() > blksize {
@@ -527,6 +536,9 @@ impl Client {
                         }
                         // An old ACK: ignore it (no Sorcerer's Apprentice).
                     }
+                    // The OACK again (the server has not seen DATA 1 yet, or
+                    // the OACK came twice): like an old ACK, the timer resends.
+                    Packet::Oack { .. } => {}
                     other => {
                         return Err(ClientError::Protocol(format!(
                             "unexpected packet during a write: {other:?}"
