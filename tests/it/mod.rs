@@ -16,6 +16,10 @@
 //! - [`examples`]: the example programs as users run them.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
+//! - [`netns`]: a server in its own network namespace behind a link that
+//!   drops and duplicates datagrams (nftables; root only).
+//! - [`loss`]: every client, get and put, lock-step and windowed, through
+//!   that link: byte-exact under 5% loss and 2% duplication.
 
 pub mod api;
 pub mod clients;
@@ -23,6 +27,8 @@ pub mod emmer_client;
 pub mod engine;
 pub mod examples;
 pub mod interop;
+pub mod loss;
+pub mod netns;
 pub mod policy;
 pub mod serve_dir;
 pub mod support;
