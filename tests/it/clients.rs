@@ -148,6 +148,9 @@ pub(crate) struct Opts {
     /// Ask for tsize (atftp `--option "tsize 0"`; curl always does unless
     /// `no_options`).
     pub tsize: bool,
+    /// The client's own retransmission timeout in seconds (tftp-hpa's
+    /// `rexmt` command, default 5; atftp `--tftp-timeout`, default 5).
+    pub rexmt: Option<u8>,
 }
 
 impl Tool {
@@ -207,6 +210,7 @@ impl Tool {
                     if netascii { ";mode=netascii" } else { "" }
                 );
                 // --path-as-is: send names like "../x" as written.
+                assert!(opts.rexmt.is_none(), "curl has no retransmission timeout");
                 cmd.args([
                     "--silent",
                     "--show-error",
@@ -242,9 +246,16 @@ impl Tool {
                     format!("get {remote} {local}")
                 };
                 cmd.args(["-v", "-m", if netascii { "netascii" } else { "octet" }])
-                    .args([&host, &port])
-                    .arg("-c")
-                    .args(line.split(' '));
+                    .args([&host, &port]);
+                match opts.rexmt {
+                    // `rexmt` is only a command: read the commands from stdin.
+                    Some(secs) => {
+                        stdin = Some(format!("rexmt {secs}\n{line}\nquit\n").into_bytes())
+                    }
+                    None => {
+                        cmd.arg("-c").args(line.split(' '));
+                    }
+                }
             }
             Kind::Atftp => {
                 assert!(!opts.no_options);
@@ -257,6 +268,9 @@ impl Tool {
                 }
                 if opts.tsize {
                     options.push("tsize 0".to_owned());
+                }
+                if let Some(secs) = opts.rexmt {
+                    cmd.args(["--tftp-timeout", &secs.to_string()]);
                 }
                 let local = local.to_str().expect("temporary paths are UTF-8");
                 if netascii {
@@ -282,7 +296,12 @@ impl Tool {
                 cmd.args([&host, &port]);
             }
             Kind::Busybox => {
-                assert!(opts.windowsize.is_none() && !opts.no_options && !opts.tsize);
+                assert!(
+                    opts.windowsize.is_none()
+                        && !opts.no_options
+                        && !opts.tsize
+                        && opts.rexmt.is_none()
+                );
                 cmd.arg("tftp")
                     .arg(if put { "-p" } else { "-g" })
                     .args(["-r", remote])
@@ -349,14 +368,28 @@ impl Tool {
 
     /// Asserts the transfer succeeded as far as the client can tell: exit
     /// status 0 and no error report (tftp-hpa and interactive atftp exit
-    /// with 0 even after an ERROR).
+    /// with 0 even after an ERROR), and no retransmission either (atftp
+    /// reports each one): on loopback nothing is lost.
     #[track_caller]
     pub(crate) fn assert_ok(&self, out: &Output) {
+        self.assert_completed(out);
+        let text = out.text();
+        let retried = self.kind == Kind::Atftp && text.contains("timeout");
+        assert!(!retried, "{} had to retransmit:\n{text}", out.command);
+    }
+
+    /// Asserts the transfer completed as far as the client can tell, maybe
+    /// after retransmissions (on a lossy link): exit status 0 and no error
+    /// report.
+    #[track_caller]
+    pub(crate) fn assert_completed(&self, out: &Output) {
         out.assert_success();
         let text = out.text();
         let complaint = match self.kind {
             Kind::Hpa => text.contains("Error code") || text.contains("Transfer timed out"),
-            Kind::Atftp => text.contains("error") || text.contains("timeout"),
+            // "timeout: retrying ..." is a retransmission, "tftp: aborting"
+            // the end.
+            Kind::Atftp => text.contains("error") || text.contains("aborting"),
             Kind::Curl | Kind::Busybox => false,
         };
         assert!(!complaint, "{} reported a problem:\n{text}", out.command);

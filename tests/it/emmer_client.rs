@@ -337,3 +337,85 @@ async fn error_messages_reach_the_client() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A scripted server for the client's side of the protocol: answers with
+/// exactly the packets a test lists, from its own port.
+struct Scripted {
+    sock: tokio::net::UdpSocket,
+    client: Option<std::net::SocketAddr>,
+    buf: Vec<u8>,
+}
+
+impl Scripted {
+    async fn new() -> Self {
+        Self {
+            sock: tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            client: None,
+            buf: vec![0; 70_000],
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    /// The next packet from the client, as raw bytes (5 s at most).
+    async fn recv(&mut self) -> Vec<u8> {
+        let (n, from) =
+            tokio::time::timeout(Duration::from_secs(5), self.sock.recv_from(&mut self.buf))
+                .await
+                .expect("the client sent nothing within 5 s")
+                .unwrap();
+        self.client = Some(from);
+        self.buf[..n].to_vec()
+    }
+
+    async fn send(&self, packet: &[u8]) {
+        self.sock
+            .send_to(packet, self.client.unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+fn oack_1428() -> Vec<u8> {
+    let mut p = Vec::new();
+    emmer::proto::packet::encode_oack(&mut p, &[("blksize", "1428")]);
+    p
+}
+
+/// A repeated OACK (the client's ACK 0 was lost, or the network sent the
+/// OACK twice) is acknowledged again, not taken for a protocol error; found
+/// by `loss::emmer_client` under real loss.
+#[tokio::test]
+async fn repeated_oack_on_a_read_is_acknowledged_again() {
+    let mut server = Scripted::new().await;
+    let client = emmer::testing::Client::new(server.addr())
+        .blksize(1428)
+        .wait(Duration::from_secs(2));
+    let get = tokio::spawn(async move { client.get("f").await });
+    assert_eq!(server.recv().await[..2], [0, 1], "an RRQ");
+    server.send(&oack_1428()).await;
+    assert_eq!(server.recv().await, [0, 4, 0, 0], "ACK 0");
+    server.send(&oack_1428()).await;
+    assert_eq!(server.recv().await, [0, 4, 0, 0], "ACK 0 again");
+    server.send(&[0, 3, 0, 1, b'h', b'i']).await;
+    assert_eq!(server.recv().await, [0, 4, 0, 1], "ACK 1");
+    assert_eq!(get.await.unwrap().unwrap(), b"hi");
+}
+
+/// The same on a write: a repeated OACK is no error; the transfer goes on.
+#[tokio::test]
+async fn repeated_oack_on_a_write_is_ignored() {
+    let mut server = Scripted::new().await;
+    let client = emmer::testing::Client::new(server.addr())
+        .blksize(1428)
+        .wait(Duration::from_secs(2));
+    let put = tokio::spawn(async move { client.put("f", b"hi").await });
+    assert_eq!(server.recv().await[..2], [0, 2], "a WRQ");
+    server.send(&oack_1428()).await;
+    assert_eq!(server.recv().await, [0, 3, 0, 1, b'h', b'i'], "DATA 1");
+    server.send(&oack_1428()).await;
+    server.send(&[0, 4, 0, 1]).await;
+    put.await.unwrap().unwrap();
+}

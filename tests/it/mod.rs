@@ -23,6 +23,10 @@
 //!   timed-out and superseded requests; slow and panicking callbacks.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
+//! - [`netns`]: a server in its own network namespace behind a link that
+//!   drops and duplicates datagrams (nftables; root only).
+//! - [`loss`]: every client, get and put, lock-step and windowed, through
+//!   that link: byte-exact under 5% loss and 2% duplication.
 
 mod api;
 mod clients;
@@ -33,6 +37,8 @@ mod events;
 mod examples;
 mod hostile;
 mod interop;
+mod loss;
+mod netns;
 mod policy;
 mod serve_dir;
 mod sim;

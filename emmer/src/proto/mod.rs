@@ -72,7 +72,11 @@ pub struct TransferConfig {
     /// Give up after this many retransmissions of the same packet.
     pub max_retries: u32,
     /// After the final ACK of an upload, stay this long to re-ACK a
-    /// retransmitted last block.
+    /// retransmitted last block (RFC 1350 §6), at least twice a negotiated
+    /// timeout. Default 12 s: clients that negotiate nothing retransmit
+    /// after their own timer (tftp-hpa 5 s, curl 5 to 6 s), and one that
+    /// lost the final ACK must hear it then. A dallying transfer no longer
+    /// counts toward the transfer limits.
     pub dally: Duration,
     /// What follows block 65535.
     pub rollover: Rollover,
@@ -91,7 +95,7 @@ impl Default for TransferConfig {
             max_retransmit_timeout: Duration::from_secs(8),
             min_retransmit_timeout: Duration::from_millis(200),
             max_retries: 5,
-            dally: Duration::from_secs(2),
+            dally: Duration::from_secs(12),
             rollover: Rollover::ToZero,
             window_idle: Duration::from_millis(50),
         }

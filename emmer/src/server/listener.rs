@@ -70,8 +70,7 @@ pub(crate) async fn listen(
         let shared = shared.clone();
         let stop = shutdown.subscribe();
         tokio::spawn(async move {
-            transfer::run(&shared, a, stop).await;
-            drop(slot);
+            transfer::run(&shared, a, slot, stop).await;
         });
     };
     let mut stop = shutdown.subscribe();

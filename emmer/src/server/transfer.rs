@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tracing::{Instrument, field::Empty};
 
+use super::gate::Slot;
 use super::listener::Admitted;
 use super::send::Link;
 use super::session::{Control, Session};
@@ -26,7 +27,12 @@ use crate::{Ports, TftpError};
 
 /// Runs one transfer to its end, logs one line about it and hands its
 /// event to the `on_transfer` callbacks.
-pub(crate) async fn run(shared: &Shared, mut admitted: Admitted, stop: watch::Receiver<Phase>) {
+pub(crate) async fn run(
+    shared: &Shared,
+    mut admitted: Admitted,
+    slot: Slot,
+    stop: watch::Receiver<Phase>,
+) {
     let kind = admitted.kind;
     let request = &admitted.request;
     let span = tracing::info_span!(
@@ -51,7 +57,7 @@ pub(crate) async fn run(shared: &Shared, mut admitted: Admitted, stop: watch::Re
     let started = now();
     let wall = SystemTime::now();
     async move {
-        let report = serve(shared, admitted, stop).await;
+        let report = serve(shared, admitted, slot, stop).await;
         report.log(started);
         if let Some(request) = asked {
             shared
@@ -63,7 +69,12 @@ pub(crate) async fn run(shared: &Shared, mut admitted: Admitted, stop: watch::Re
     .await;
 }
 
-async fn serve(shared: &Shared, admitted: Admitted, stop: watch::Receiver<Phase>) -> Report {
+async fn serve(
+    shared: &Shared,
+    admitted: Admitted,
+    slot: Slot,
+    stop: watch::Receiver<Phase>,
+) -> Report {
     let Admitted {
         kind,
         request,
@@ -105,7 +116,7 @@ async fn serve(shared: &Shared, admitted: Admitted, stop: watch::Receiver<Phase>
         shared,
         link,
         signals: Signals::new(session.control(), stop),
-        session: Some(session),
+        place: Some((session, slot)),
         granted: Vec::new(),
     };
     if request.mode() == Mode::Mail {
@@ -123,8 +134,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) link: Link,
     pub(crate) signals: Signals,
-    /// The transfer's place in the request policy, until its outcome is known.
-    session: Option<Session>,
+    /// The transfer's place in the request policy and within the transfer
+    /// limits, until its outcome is known (an upload's dally does not count).
+    place: Option<(Session, Slot)>,
     /// The options granted, once negotiated (for the transfer's event).
     granted: Vec<(String, String)>,
 }
@@ -139,7 +151,7 @@ impl Ctx<'_> {
     /// The outcome is known: a new request from the client is a new
     /// transfer from now on.
     pub(crate) fn release(&mut self) {
-        self.session = None;
+        self.place = None;
     }
 
     /// The requested options, parsed.

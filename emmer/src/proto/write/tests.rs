@@ -586,9 +586,13 @@ fn rollover_inside_a_window() {
 /// block after 5 s if the final ACK was lost: the dally covers twice that.
 #[test]
 fn the_dally_covers_the_clients_own_timeout() {
+    let short = TransferConfig {
+        dally: Duration::from_secs(2),
+        ..TransferConfig::default()
+    };
     let mut n = negotiated(8, 1, &[("timeout", "5")]);
     n.timeout = Some(Duration::from_secs(5));
-    let mut h = Harness::new(n, TransferConfig::default(), u64::MAX);
+    let mut h = Harness::new(n, short.clone(), u64::MAX);
     h.sent();
     h.data(1, 3);
     h.t.accept(h.now);
@@ -598,12 +602,15 @@ fn the_dally_covers_the_clients_own_timeout() {
     h.now += Duration::from_secs(5);
     assert_eq!(h.data(1, 3), (false, vec![Sent::Ack(1)]));
     assert!(!h.t.is_finished());
-    // Without a negotiated timeout the configured dally stays (2 s).
-    let mut h = Harness::simple(8, 1);
+    // Without a negotiated timeout the configured dally stays (2 s here).
+    let mut h = Harness::new(negotiated(8, 1, &[]), short, u64::MAX);
     h.sent();
     h.data(1, 3);
     h.t.accept(h.now);
     assert_eq!(h.t.poll_timeout(), Some(h.now + Duration::from_secs(2)));
+    // The default covers clients that negotiate nothing and wait 5 to 6 s
+    // (tftp-hpa, curl), twice.
+    assert!(TransferConfig::default().dally >= Duration::from_secs(12));
 }
 
 #[test]
