@@ -21,10 +21,14 @@
 
 pub mod block;
 #[cfg(test)]
+mod checks;
+#[cfg(test)]
 mod harness;
 pub mod netascii;
 pub mod options;
 pub mod packet;
+#[cfg(test)]
+mod props;
 pub mod read;
 mod retransmit;
 pub mod write;
