@@ -21,10 +21,17 @@
 
 pub mod block;
 #[cfg(test)]
+// The fuzz crate compiles these files as its own modules and uses their
+// items from outside: `pub` there, unreachable here.
+#[allow(unreachable_pub)]
+mod checks;
+#[cfg(test)]
 mod harness;
 pub mod netascii;
 pub mod options;
 pub mod packet;
+#[cfg(test)]
+mod props;
 pub mod read;
 mod retransmit;
 pub mod write;

@@ -243,29 +243,47 @@ impl Negotiated {
         let mut utimeout = None;
         let mut tsize = None;
         let mut oack = Vec::new();
+        // The fields are public, so a request may be built by hand with
+        // values `parse` drops: those are not granted either (RFC 2347: an
+        // option the server does not accept is left out of the OACK), since
+        // a server may answer a smaller blksize or windowsize but never a
+        // larger one, and a timeout of 0 would retransmit in a busy loop.
         for kind in requested.in_order() {
             let granted: Option<u64> = match kind {
-                // RFC 2348: the server may answer a smaller blksize.
-                OptionKind::Blksize if limits.blksize => requested.blksize.map(|b| {
-                    let b = b.min(limits.max_blksize).clamp(8, MAX_BLKSIZE);
-                    params.blksize = b;
-                    u64::from(b)
-                }),
-                // RFC 7440: the server may answer a smaller windowsize.
-                OptionKind::Windowsize if limits.windowsize => requested.windowsize.map(|w| {
-                    let w = w.min(limits.max_windowsize).max(1);
-                    params.windowsize = w;
-                    u64::from(w)
-                }),
-                // RFC 2349: the server answers the timeout it accepts, as asked.
-                OptionKind::Timeout if limits.timeout => requested.timeout.map(|t| {
-                    timeout = Some(Duration::from_secs(u64::from(t)));
-                    u64::from(t)
-                }),
-                OptionKind::Utimeout if limits.timeout => requested.utimeout.map(|u| {
-                    utimeout = Some(Duration::from_micros(u64::from(u)));
-                    u64::from(u)
-                }),
+                // RFC 2348: blksize 8..=65464; the server may answer a
+                // smaller one (a request above 65464 is taken as 65464).
+                OptionKind::Blksize if limits.blksize => {
+                    requested.blksize.filter(|&b| b >= 8).map(|b| {
+                        let b = b.min(limits.max_blksize).clamp(8, MAX_BLKSIZE);
+                        params.blksize = b;
+                        u64::from(b)
+                    })
+                }
+                // RFC 7440: windowsize 1..=65535; the server may answer a
+                // smaller one.
+                OptionKind::Windowsize if limits.windowsize => {
+                    requested.windowsize.filter(|&w| w >= 1).map(|w| {
+                        let w = w.min(limits.max_windowsize).max(1);
+                        params.windowsize = w;
+                        u64::from(w)
+                    })
+                }
+                // RFC 2349: timeout 1..=255 s; the server answers the
+                // timeout it accepts, as asked.
+                OptionKind::Timeout if limits.timeout => {
+                    requested.timeout.filter(|&t| t >= 1).map(|t| {
+                        timeout = Some(Duration::from_secs(u64::from(t)));
+                        u64::from(t)
+                    })
+                }
+                // tftp-hpa: utimeout 10_000..=255_000_000 µs.
+                OptionKind::Utimeout if limits.timeout => requested
+                    .utimeout
+                    .filter(|u| (10_000..=255_000_000).contains(u))
+                    .map(|u| {
+                        utimeout = Some(Duration::from_micros(u64::from(u)));
+                        u64::from(u)
+                    }),
                 // RFC 2349: on a write the client's size is echoed; on a read
                 // the server answers the size, if it knows it.
                 OptionKind::Tsize if limits.tsize => {
@@ -618,6 +636,50 @@ mod tests {
         let n = Negotiated::negotiate(&parse(&[("tsize", "lots")]), &limits, true, None);
         assert!(n.oack.is_empty());
         assert_eq!(n.tsize, None);
+    }
+
+    /// Found by the property tests (`proto/props.rs`): values outside the
+    /// RFC ranges, set by hand on the public fields, were granted as they
+    /// were (a timeout of 0 s, utimeout 5 µs) or raised (blksize 3 answered
+    /// with 8, more than asked). They are now left out, as `parse` would.
+    #[test]
+    fn hand_built_values_out_of_range_are_not_granted() {
+        let limits = OptionLimits::default();
+        let cases = [
+            RequestedOptions {
+                blksize: Some(3),
+                ..RequestedOptions::default()
+            },
+            RequestedOptions {
+                windowsize: Some(0),
+                ..RequestedOptions::default()
+            },
+            RequestedOptions {
+                timeout: Some(0),
+                ..RequestedOptions::default()
+            },
+            RequestedOptions {
+                utimeout: Some(5),
+                ..RequestedOptions::default()
+            },
+            RequestedOptions {
+                utimeout: Some(255_000_001),
+                ..RequestedOptions::default()
+            },
+        ];
+        for req in cases {
+            let n = Negotiated::negotiate(&req, &limits, false, None);
+            assert!(n.oack.is_empty(), "{req:?}: {:?}", n.oack);
+            assert_eq!(n.params, TransferParams::default(), "{req:?}");
+            assert_eq!(n.timeout, None, "{req:?}");
+        }
+        // A blksize above 65464 is still taken as 65464, as parse does.
+        let req = RequestedOptions {
+            blksize: Some(65535),
+            ..RequestedOptions::default()
+        };
+        let n = Negotiated::negotiate(&req, &limits, false, None);
+        assert_eq!(n.oack, vec![("blksize", "65464".to_string())]);
     }
 
     #[test]
