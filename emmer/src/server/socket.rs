@@ -156,6 +156,9 @@ impl Socket {
 #[derive(Debug)]
 pub(crate) struct OsSocket {
     io: UdpSocket,
+    /// The address it is bound to (what a datagram hit, when not a
+    /// wildcard), kept to spare a system call per datagram.
+    bound: IpAddr,
     /// Bound to a wildcard address: each datagram says which local
     /// address it hit, and replies say which to leave from.
     wildcard: bool,
@@ -183,6 +186,7 @@ impl OsSocket {
             sys::enable_pktinfo(&io, addr.is_ipv6())?;
         }
         Ok(Self {
+            bound: addr.ip(),
             io,
             wildcard,
             v6: addr.is_ipv6(),
@@ -198,9 +202,8 @@ impl OsSocket {
             let (len, peer) = self.io.recv_from(buf).await?;
             (len, peer, None)
         };
-        let bound = self.io.local_addr()?.ip();
         let local = local.unwrap_or(Local {
-            ip: bound,
+            ip: self.bound,
             scope: 0,
         });
         Ok(Datagram {
