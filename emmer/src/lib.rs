@@ -102,8 +102,8 @@ pub use emmer_macros::{route_read, route_write};
 pub use error::{Error, ErrorCode, Result, TftpError};
 pub use event::{TransferEvent, TransferOutcome};
 pub use handler::{
-    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Traceparent,
-    Upload,
+    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, Sharing, State,
+    Traceparent, Upload,
 };
 pub use proto::{Mode, Rollover};
 pub use route::{RouteLimits, RoutePattern};
