@@ -23,6 +23,8 @@
 //!   timed-out and superseded requests; slow and panicking callbacks.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
+//! - [`shared`]: shared bodies: one handler call for a storm, the same bytes
+//!   for a size probe and its download.
 
 mod api;
 mod clients;
@@ -35,5 +37,6 @@ mod hostile;
 mod interop;
 mod policy;
 mod serve_dir;
+mod shared;
 mod sim;
 mod support;
