@@ -67,7 +67,10 @@
 //! retransmissions, round trip, duration, outcome), off the transfers'
 //! tasks: see [`event`]. [`App::serve_dir`] mounts a directory
 //! ([`fs::ServeDir`]) beside the dynamic routes, safe against `..`,
-//! absolute names and symbolic links that lead out of it. With the cargo
+//! absolute names and symbolic links that lead out of it. A read route
+//! with `share_for = "2s"` ([`RoutePattern::share_for`]) serves a boot
+//! storm with one handler call per file name and keeps the body for the
+//! download that follows a size probe: see [`Sharing`]. With the cargo
 //! feature `metrics`, transfers are counted through the `metrics` facade:
 //! see [`metrics`].
 //!
