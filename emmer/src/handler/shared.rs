@@ -81,6 +81,12 @@ use crate::TftpError;
 /// not another request comes. Bodies are shared before netascii
 /// conversion, which each transfer does on its own.
 ///
+/// The cache belongs to the route table a server builds at start-up.
+/// [`App::read`](crate::App::read) builds a table for each request, so it
+/// shares nothing between calls: test sharing through a
+/// [`TestServer`](crate::testing::TestServer), as the example of
+/// [`RoutePattern::share_for`](crate::RoutePattern::share_for) does.
+///
 /// # Examples
 ///
 /// ```
