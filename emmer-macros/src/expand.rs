@@ -218,6 +218,7 @@ pub(crate) fn generate(
     let max_blksize = limit(0, quote!(u16));
     let max_windowsize = limit(1, quote!(u16));
     let max_upload = limit(2, quote!(u64));
+    let sharing = crate::share::sharing(args.share_for);
     let name = fn_ident.unraw().to_string();
     // file!/line!/column! on the function's name: the route's location is
     // where the function is declared.
@@ -248,6 +249,7 @@ pub(crate) fn generate(
                         max_windowsize: #max_windowsize,
                         max_upload: #max_upload,
                     },
+                    sharing: #sharing,
                     name: #name,
                     location: #location,
                     module: ::core::module_path!(),

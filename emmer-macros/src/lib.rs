@@ -12,6 +12,7 @@ mod check;
 mod expand;
 mod parse;
 mod route;
+mod share;
 
 /// Serves a function's return value for the read requests (RRQ) whose file
 /// name matches a regex.
@@ -31,6 +32,15 @@ mod route;
 ///   are tried in declaration order (source file, then line and column). The
 ///   runtime sorts the routes; the macro only records the priority and where
 ///   the function is declared.
+/// - `share_for = "2s"` (optional; `"500ms"`, `"0s"`): concurrent requests
+///   for the same file name share one call of the handler and one body, and
+///   the body is kept that long for the next requests of the name (a UEFI
+///   size probe and its download get the same bytes; a boot storm costs one
+///   call). The handler must then not depend on the client: `client_host`,
+///   `client_port`, `Peer`, `SocketAddr` and `Option<Traceparent>` are
+///   compile errors on a shared route, and a `&Request` is the first
+///   client's. See `emmer::Sharing` for the bounds and what a file or a
+///   stream body does.
 ///
 /// # Parameters
 ///
@@ -80,7 +90,9 @@ mod route;
 ///
 /// The macro reports, on the token at fault: a pattern that is not a string
 /// literal or not a valid regex; an unknown option or a priority that is not
-/// an integer literal fitting in an `i32`; generics, `impl Trait`
+/// an integer literal fitting in an `i32`; a `share_for` that is not a
+/// string such as `"2s"`, or a shared handler that takes the client's
+/// address, port or trace context; generics, `impl Trait`
 /// parameters, a `self` receiver, an `unsafe fn`; `data` on a read route;
 /// a parameter pattern other than a name, `mut name`, `_` or a destructured
 /// struct (tuples, `ref`, `@` bindings); and a parameter with a plain value type (`String`, `&str`,
@@ -102,8 +114,8 @@ pub fn route_read(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// fn backup(host: String, data: Vec<u8>) -> std::io::Result<()> { … }
 /// ```
 ///
-/// Arguments, parameters and compile errors are those of [`route_read`],
-/// plus two ways to take the body (at most one per handler):
+/// Arguments, parameters and compile errors are those of [`route_read`]
+/// (but a write route has no body to share: no `share_for`), plus two ways to take the body (at most one per handler):
 ///
 /// - `data`, a reserved name: the whole upload, as `Vec<u8>`, `Bytes` or
 ///   `String` (an upload that is not UTF-8 is then refused with an error to

@@ -1,6 +1,7 @@
 //! The attribute's arguments: the pattern literal, then the optional
-//! `priority` and per-route limits (`max_blksize`, `max_windowsize`,
-//! `max_upload`), each checked on the token at fault.
+//! `priority`, per-route limits (`max_blksize`, `max_windowsize`,
+//! `max_upload`) and `share_for` (see `share`), each checked on the token at
+//! fault.
 
 use proc_macro2::TokenTree;
 use syn::ext::IdentExt;
@@ -8,6 +9,7 @@ use syn::parse::ParseStream;
 use syn::{Ident, LitInt, LitStr, Token};
 
 use crate::route::Kind;
+use crate::share::{ShareFor, parse_share_for};
 
 /// The attribute's arguments.
 pub(crate) struct RouteArgs {
@@ -15,6 +17,8 @@ pub(crate) struct RouteArgs {
     pub(crate) priority: i32,
     /// `max_blksize`, `max_windowsize`, `max_upload`, when given.
     pub(crate) limits: [Option<u64>; 3],
+    /// `share_for`, when given.
+    pub(crate) share_for: Option<ShareFor>,
 }
 
 /// The per-route limits an attribute may set, with their ranges.
@@ -74,6 +78,7 @@ pub(crate) fn parse_args(input: ParseStream<'_>, kind: Kind) -> syn::Result<Rout
     }
     let mut priority: Option<i32> = None;
     let mut limits: [Option<u64>; 3] = [None; 3];
+    let mut share_for = None;
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
         if input.is_empty() {
@@ -88,11 +93,18 @@ pub(crate) fn parse_args(input: ParseStream<'_>, kind: Kind) -> syn::Result<Rout
             priority = Some(parse_priority(input)?);
             continue;
         }
+        if key == "share_for" {
+            if share_for.is_some() {
+                return Err(syn::Error::new(key.span(), "`share_for` is given twice"));
+            }
+            share_for = Some(parse_share_for(input, &key, kind)?);
+            continue;
+        }
         let Some(i) = LIMITS.iter().position(|(name, ..)| key == name) else {
             return Err(syn::Error::new(
                 key.span(),
                 format!(
-                    "unknown route option `{key}`: the options are `priority = <integer>`, `max_blksize = <8..=65464>`, `max_windowsize = <1..=65535>` and `max_upload = <bytes>`, as in #[{attr}(\"…\", priority = 10)]"
+                    "unknown route option `{key}`: the options are `priority = <integer>`, `max_blksize = <8..=65464>`, `max_windowsize = <1..=65535>`, `max_upload = <bytes>` and `share_for = \"2s\"` (read routes), as in #[{attr}(\"…\", priority = 10)]"
                 ),
             ));
         };
@@ -120,6 +132,7 @@ pub(crate) fn parse_args(input: ParseStream<'_>, kind: Kind) -> syn::Result<Rout
         pattern,
         priority: priority.unwrap_or(0),
         limits,
+        share_for,
     })
 }
 

@@ -87,6 +87,13 @@ fn route(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenStrea
         }
     };
     let params = check_signature(kind, &func.sig, groups.as_deref()).map_err(|e| errors.push(e));
+    if let (Ok(args), Ok(params)) = (&args, &params) {
+        if args.share_for.is_some() {
+            if let Err(e) = crate::share::check_params(&func.sig, params) {
+                errors.push(e);
+            }
+        }
+    }
     errors.finish()?;
     let (Ok(args), Ok(params)) = (args, params) else {
         unreachable!("errors were reported above");

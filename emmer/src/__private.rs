@@ -42,6 +42,8 @@ pub struct RouteDef {
     pub priority: i32,
     /// Limits of this route.
     pub limits: RouteLimits,
+    /// Whether a read route shares its bodies (`share_for`).
+    pub sharing: Option<crate::Sharing>,
     /// The handler's name.
     pub name: &'static str,
     /// Where the route was declared.

@@ -226,9 +226,10 @@ impl App {
         &mut self.config
     }
 
-    /// Which ports transfers answer from (default [`Ports::Ephemeral`](crate::Ports::Ephemeral);
-    /// `EMMER_PORTS`). [`Ports::Single`](crate::Ports::Single) is what containers, Kubernetes
-    /// Services and load balancers need.
+    /// Which ports transfers answer from (default
+    /// [`Ports::Ephemeral`](crate::Ports::Ephemeral); `EMMER_PORTS`).
+    /// [`Ports::Single`](crate::Ports::Single) is what containers,
+    /// Kubernetes Services and load balancers need.
     ///
     /// # Examples
     ///
@@ -686,6 +687,7 @@ impl App {
         self.builder_routes += 1;
         let mut spec = RouteSpec::builder(pattern.pattern, pattern.priority, index, handler);
         spec.limits = pattern.limits;
+        spec.sharing = pattern.sharing;
         if let Some(name) = name {
             spec = spec.named(name);
         }

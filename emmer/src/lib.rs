@@ -67,7 +67,10 @@
 //! retransmissions, round trip, duration, outcome), off the transfers'
 //! tasks: see [`event`]. [`App::serve_dir`] mounts a directory
 //! ([`fs::ServeDir`]) beside the dynamic routes, safe against `..`,
-//! absolute names and symbolic links that lead out of it. With the cargo
+//! absolute names and symbolic links that lead out of it. A read route
+//! with `share_for = "2s"` ([`RoutePattern::share_for`]) serves a boot
+//! storm with one handler call per file name and keeps the body for the
+//! download that follows a size probe: see [`Sharing`]. With the cargo
 //! feature `metrics`, transfers are counted through the `metrics` facade:
 //! see [`metrics`].
 //!
@@ -102,8 +105,8 @@ pub use emmer_macros::{route_read, route_write};
 pub use error::{Error, ErrorCode, Result, TftpError};
 pub use event::{TransferEvent, TransferOutcome};
 pub use handler::{
-    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Traceparent,
-    Upload,
+    FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, Sharing, State,
+    Traceparent, Upload,
 };
 pub use proto::{Mode, Rollover};
 pub use route::{RouteLimits, RoutePattern};

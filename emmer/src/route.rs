@@ -28,15 +28,25 @@
 //! handler's parameter types handles the request. When none does, a read is
 //! refused with ERROR 1 (file not found) and a write with ERROR 2 (access
 //! violation).
+//!
+//! # Shared bodies
+//!
+//! A read route may share its bodies (`#[route_read("…", share_for = "2s")]`,
+//! or [`RoutePattern::share_for`] / [`RoutePattern::sharing`]): concurrent
+//! requests for the same file name share one handler call and one body, and
+//! the body is kept for the given time. See [`Sharing`] for what is shared
+//! and what a shared handler may take.
 
 use std::cmp::Reverse;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use regex::{Regex, RegexSet};
 
 use crate::__private::{Location, Need, NoMatch, ReadCall, RouteDef, RouteFn, WriteCall};
-use crate::handler::{Capture, Request, StateMap};
+use crate::handler::shared::SharedBodies;
+use crate::handler::{Capture, Request, Sharing, StateMap};
 use crate::{Error, TftpError};
 
 /// Read or write.
@@ -74,11 +84,11 @@ pub struct RouteLimits {
     pub max_upload: Option<u64>,
 }
 
-/// A builder route's pattern with its priority and limits: what
-/// `#[route_read("…", priority = 10, max_blksize = 1428)]` says for a macro
-/// route, for [`App::route_read`](crate::App::route_read) and the other
-/// builder methods. A plain `&str` or `String` converts into one with
-/// priority 0 and no limits.
+/// A builder route's pattern with its priority, limits and sharing: what
+/// `#[route_read("…", priority = 10, max_blksize = 1428, share_for = "2s")]`
+/// says for a macro route, for [`App::route_read`](crate::App::route_read)
+/// and the other builder methods. A plain `&str` or `String` converts into
+/// one with priority 0, no limits and no sharing.
 ///
 /// # Examples
 ///
@@ -100,15 +110,18 @@ pub struct RoutePattern {
     pub(crate) pattern: String,
     pub(crate) priority: i32,
     pub(crate) limits: RouteLimits,
+    pub(crate) sharing: Option<Sharing>,
 }
 
 impl RoutePattern {
-    /// A regex that must match the whole file name; priority 0, no limits.
+    /// A regex that must match the whole file name; priority 0, no limits,
+    /// no sharing.
     pub fn new(pattern: impl Into<String>) -> Self {
         Self {
             pattern: pattern.into(),
             priority: 0,
             limits: RouteLimits::default(),
+            sharing: None,
         }
     }
 
@@ -140,6 +153,50 @@ impl RoutePattern {
     /// Largest upload accepted on this route, in bytes (ERROR 3 beyond).
     pub fn max_upload(mut self, bytes: u64) -> Self {
         self.limits.max_upload = Some(bytes);
+        self
+    }
+
+    /// Concurrent requests for the same file name share one handler call
+    /// and one body, kept for `keep` after it is done, with the default
+    /// bounds: the same as `#[route_read("…", share_for = "2s")]`. A read
+    /// route only; [`sharing`](Self::sharing) sets the bounds too.
+    ///
+    /// The handler must not depend on the client (its address, port, trace
+    /// context or options): all the clients of one name get the body of the
+    /// first. See [`Sharing`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
+    /// use emmer::{App, Request, RoutePattern};
+    /// use emmer::testing::TestServer;
+    ///
+    /// static CALLS: AtomicUsize = AtomicUsize::new(0);
+    /// let app = App::empty().route_read(
+    ///     RoutePattern::new(r"menu/(?P<site>\w+)\.ipxe").share_for(Duration::from_secs(2)),
+    ///     |req: &Request| {
+    ///         CALLS.fetch_add(1, Ordering::SeqCst);
+    ///         format!("#!ipxe\necho {}\n", req.capture("site").unwrap())
+    ///     },
+    /// );
+    /// let server = TestServer::start(app).await;
+    /// let first = server.client().get("menu/lab.ipxe").await.unwrap();
+    /// let again = server.client().get("menu/lab.ipxe").await.unwrap();
+    /// assert_eq!((&first[..], &again[..]), (&b"#!ipxe\necho lab\n"[..], &first[..]));
+    /// assert_eq!(CALLS.load(Ordering::SeqCst), 1, "kept for 2 s");
+    /// # }
+    /// ```
+    pub fn share_for(self, keep: Duration) -> Self {
+        self.sharing(Sharing::new(keep))
+    }
+
+    /// Shares the route's bodies as `sharing` says (see [`Sharing`]).
+    pub fn sharing(mut self, sharing: Sharing) -> Self {
+        self.sharing = Some(sharing);
         self
     }
 }
@@ -206,6 +263,7 @@ pub(crate) struct RouteSpec {
     pattern: String,
     priority: i32,
     pub(crate) limits: RouteLimits,
+    pub(crate) sharing: Option<Sharing>,
     name: String,
     origin: Origin,
     /// The module of a macro route's function.
@@ -225,6 +283,7 @@ impl RouteSpec {
             pattern: def.pattern.to_owned(),
             priority: def.priority,
             limits: def.limits,
+            sharing: def.sharing,
             name: def.name.to_owned(),
             origin: Origin::Macro(def.location),
             module: Some(def.module),
@@ -264,6 +323,7 @@ impl RouteSpec {
             pattern,
             priority,
             limits: RouteLimits::default(),
+            sharing: None,
             origin: Origin::Builder(index),
             module: None,
             needs: &[],
@@ -316,6 +376,8 @@ struct Route<H> {
     info: RouteInfo,
     id: Arc<RouteId>,
     limits: RouteLimits,
+    /// The bodies a read route shares, when it does.
+    shared: Option<Arc<SharedBodies>>,
     regex: Regex,
     /// The names of the pattern's capture groups, shared by every request.
     groups: Vec<Arc<str>>,
@@ -386,6 +448,15 @@ impl RouteTable {
         let mut write = Vec::new();
         for spec in specs {
             match spec.handler.clone() {
+                Handler::Write(_) if spec.sharing.is_some() => {
+                    return Err(Error::Config {
+                        setting: "route sharing (RoutePattern::sharing)".into(),
+                        message: format!(
+                            "the write route {:?} ({}) shares bodies, which only read routes have; remove the sharing",
+                            spec.pattern, spec.origin
+                        ),
+                    });
+                }
                 Handler::Read(h) => read.push(Route::compile(spec, h)?),
                 Handler::Write(h) => write.push(Route::compile(spec, h)?),
             }
@@ -409,9 +480,14 @@ impl RouteTable {
     ///
     /// ERROR 1 (file not found) when no read route takes it.
     pub(crate) fn dispatch_read(&self, req: &Request) -> Result<Dispatch<ReadCall>, TftpError> {
-        self.read
+        let (mut d, shared) = self
+            .read
             .dispatch(req)
-            .ok_or_else(|| TftpError::not_found("file not found"))
+            .ok_or_else(|| TftpError::not_found("file not found"))?;
+        if let Some(shared) = shared {
+            d.call = shared.call(req, d.call);
+        }
+        Ok(d)
     }
 
     /// Finds the write route for a request and binds it.
@@ -422,6 +498,7 @@ impl RouteTable {
     pub(crate) fn dispatch_write(&self, req: &Request) -> Result<Dispatch<WriteCall>, TftpError> {
         self.write
             .dispatch(req)
+            .map(|(d, _)| d)
             .ok_or_else(|| TftpError::access_violation("writing this file is not allowed"))
     }
 }
@@ -442,6 +519,7 @@ impl<C> Route<Bind<C>> {
                 pattern: Arc::from(spec.pattern.as_str()),
             }),
             limits: spec.limits,
+            shared: spec.sharing.map(SharedBodies::new),
             regex,
             groups,
             handler,
@@ -460,8 +538,8 @@ impl<C> Table<Bind<C>> {
     }
 
     /// The first route in order whose pattern matches and whose captures
-    /// convert; `None` when there is none.
-    fn dispatch(&self, req: &Request) -> Option<Dispatch<C>> {
+    /// convert, with its shared bodies; `None` when there is none.
+    fn dispatch(&self, req: &Request) -> Option<(Dispatch<C>, Option<&Arc<SharedBodies>>)> {
         let name = req.filename();
         for index in self.set.matches(name).iter() {
             let route = &self.routes[index];
@@ -475,11 +553,12 @@ impl<C> Table<Bind<C>> {
                 .collect();
             let request = req.with_captures(captures);
             if let Ok(call) = (route.handler)(&request) {
-                return Some(Dispatch {
+                let d = Dispatch {
                     route: route.id.clone(),
                     limits: route.limits,
                     call,
-                });
+                };
+                return Some((d, route.shared.as_ref()));
             }
         }
         None

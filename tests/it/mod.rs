@@ -27,6 +27,8 @@
 //!   drops and duplicates datagrams (nftables; root only).
 //! - [`loss`]: every client, get and put, lock-step and windowed, through
 //!   that link: byte-exact under 5% loss and 2% duplication.
+//! - [`shared`]: shared bodies: one handler call for a storm, the same bytes
+//!   for a size probe and its download.
 
 mod api;
 mod clients;
@@ -41,5 +43,6 @@ mod loss;
 mod netns;
 mod policy;
 mod serve_dir;
+mod shared;
 mod sim;
 mod support;

@@ -9,6 +9,7 @@
 pub(crate) mod call;
 mod extract;
 pub(crate) mod response;
+pub(crate) mod shared;
 mod trace;
 pub(crate) mod upload;
 
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use extract::{FromRequest, Peer, State};
 pub use response::{IntoReadResponse, IntoWriteResponse, ReadBody};
+pub use shared::Sharing;
 pub use trace::Traceparent;
 pub use upload::{SaveAtomic, Upload};
 

@@ -18,6 +18,7 @@ fn def(
         pattern,
         priority,
         limits: RouteLimits::default(),
+        sharing: None,
         name: "handler",
         location: Location::new(file, line, 1),
         module: "tests",
@@ -159,6 +160,60 @@ async fn patterns_match_the_whole_name_and_failed_captures_fall_through() {
         "no client address in {e}"
     );
     assert_eq!(write_tag(&table, "up/a").await.unwrap(), "upload");
+}
+
+#[tokio::test]
+async fn a_shared_route_binds_each_request_and_calls_once_per_name() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let handler = Handler::Read(Arc::new(move |req: &Request| {
+        // Captures still decide whether the route matches.
+        let n: u32 = req.capture("n").unwrap().parse().map_err(|_| NoMatch)?;
+        let runs = counted.clone();
+        Ok(ReadCall::asynchronous(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            format!("n={n}")
+        }))
+    }));
+    let mut spec = RouteSpec::builder(r"(?P<n>\w+)".into(), 0, 0, handler);
+    spec.sharing = Some(Sharing::new(Duration::from_secs(5)));
+    let table = RouteTable::build(vec![spec]).unwrap();
+    let mut calls = Vec::new();
+    for (i, name) in ["7", "7", "8", "7", "8"].iter().enumerate() {
+        let peer = std::net::SocketAddr::from(([10, 0, 0, i as u8], 1000 + i as u16));
+        let req = Request::builder(*name).peer(peer).build();
+        calls.push(table.dispatch_read(&req).unwrap().call.start());
+    }
+    let mut bodies = Vec::new();
+    for c in calls {
+        let body = crate::handler::call::verdict(c.await).unwrap();
+        let crate::handler::response::BodyKind::Bytes(b) = body.kind else {
+            panic!("a shared body is bytes")
+        };
+        bodies.push(b);
+    }
+    assert_eq!(bodies, ["n=7", "n=7", "n=8", "n=7", "n=8"]);
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "one call per name");
+    let e = table.dispatch_read(&Request::builder("x").build()).err();
+    assert_eq!(
+        e.map(|e| e.code()),
+        Some(ErrorCode::FileNotFound),
+        "x is no number"
+    );
+}
+
+#[test]
+fn a_write_route_cannot_share() {
+    let handler = Handler::Write(Arc::new(|_: &Request| Err(NoMatch)));
+    let mut spec = RouteSpec::builder("up/.+".into(), 0, 0, handler);
+    spec.sharing = Some(Sharing::new(Duration::from_secs(1)));
+    let err = RouteTable::build(vec![spec]).unwrap_err().to_string();
+    assert!(
+        err.contains("\"up/.+\"") && err.contains("only read routes"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

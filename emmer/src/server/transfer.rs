@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{Instrument, field::Empty};
 
 use super::gate::Slot;
@@ -56,25 +56,35 @@ pub(crate) async fn run(
     let _active = crate::metrics::active(kind);
     let started = now();
     let wall = SystemTime::now();
-    async move {
-        let report = serve(shared, admitted, slot, stop).await;
+    // The report goes out as soon as the outcome is known: an upload's
+    // dally after its final ACK goes on beside it.
+    let (reported, report) = oneshot::channel::<Report>();
+    let serving = serve(shared, admitted, slot, stop, reported);
+    let reporting = async move {
+        let Ok(report) = report.await else { return };
         report.log(started);
         if let Some(request) = asked {
             shared
                 .events
                 .emit(|| report.into_event(kind, &request, started, wall));
         }
+    };
+    async move {
+        tokio::join!(serving, reporting);
     }
     .instrument(span)
     .await;
 }
 
+/// Serves the transfer; its report goes to `reported` once the outcome is
+/// known (for an upload, before the dally).
 async fn serve(
     shared: &Shared,
     admitted: Admitted,
     slot: Slot,
     stop: watch::Receiver<Phase>,
-) -> Report {
+    reported: oneshot::Sender<Report>,
+) {
     let Admitted {
         kind,
         request,
@@ -109,7 +119,8 @@ async fn serve(
                 .errors
                 .send(&via, peer, Some(local), code, e.message())
                 .await;
-            return Report::new(None, Finish::failed(&e));
+            let _ = reported.send(Report::new(None, Finish::failed(&e)));
+            return;
         }
     };
     let mut cx = Ctx {
@@ -117,16 +128,19 @@ async fn serve(
         link,
         signals: Signals::new(session.control(), stop),
         place: Some((session, slot)),
+        reported: Some(reported),
         granted: Vec::new(),
     };
-    if request.mode() == Mode::Mail {
+    let report = if request.mode() == Mode::Mail {
         let e = TftpError::illegal_operation("mail mode is not supported; use octet or netascii");
-        return cx.refuse(None, e).await;
-    }
-    match kind {
-        Kind::Read => read::serve(&mut cx, request).await,
-        Kind::Write => write::serve(&mut cx, request).await,
-    }
+        cx.refuse(None, e).await
+    } else {
+        match kind {
+            Kind::Read => read::serve(&mut cx, request).await,
+            Kind::Write => write::serve(&mut cx, request).await,
+        }
+    };
+    cx.report_now(report);
 }
 
 /// What a transfer loop works with.
@@ -139,6 +153,8 @@ pub(crate) struct Ctx<'a> {
     place: Option<(Session, Slot)>,
     /// The options granted, once negotiated (for the transfer's event).
     granted: Vec<(String, String)>,
+    /// Where the report goes, until it has gone.
+    reported: Option<oneshot::Sender<Report>>,
 }
 
 impl Ctx<'_> {
@@ -146,6 +162,13 @@ impl Ctx<'_> {
     pub(crate) async fn refuse(&self, route: Option<Arc<RouteId>>, e: TftpError) -> Report {
         self.link.send_error(e.code(), e.message()).await;
         Report::new(route, Finish::failed(&e))
+    }
+
+    /// Hands the report on now (once; later reports are dropped).
+    pub(crate) fn report_now(&mut self, report: Report) {
+        if let Some(tx) = self.reported.take() {
+            let _ = tx.send(report);
+        }
     }
 
     /// The outcome is known: a new request from the client is a new

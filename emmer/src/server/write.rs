@@ -292,11 +292,16 @@ async fn drive(
     loop {
         if let Some(outcome) = t.outcome() {
             if ended.is_none() {
-                ended = Some(now());
+                let at = now();
+                ended = Some(at);
                 cx.release();
                 if !outcome.is_success() {
                     sink.abort(abort_reason(outcome));
                 }
+                // Reported now: the dally that follows changes nothing.
+                let finish = Finish::Done(outcome.clone());
+                let report = cx.report(route.clone(), (&*t).into(), finish, at);
+                cx.report_now(report);
             }
         }
         // No ACK goes out while the handler is behind.
