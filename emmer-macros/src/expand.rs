@@ -218,6 +218,11 @@ pub(crate) fn generate(
     let max_blksize = limit(0, quote!(u16));
     let max_windowsize = limit(1, quote!(u16));
     let max_upload = limit(2, quote!(u64));
+    let transports = match (args.transports.tftp, args.transports.http) {
+        (true, false) => quote!(TFTP),
+        (false, true) => quote!(HTTP),
+        _ => quote!(ALL),
+    };
     let name = fn_ident.unraw().to_string();
     // file!/line!/column! on the function's name: the route's location is
     // where the function is declared.
@@ -248,6 +253,7 @@ pub(crate) fn generate(
                         max_windowsize: #max_windowsize,
                         max_upload: #max_upload,
                     },
+                    transports: ::emmer::route::Transports::#transports,
                     name: #name,
                     location: #location,
                     module: ::core::module_path!(),
@@ -494,6 +500,30 @@ mod tests {
         let none = norm::<Expr>(quote!(::core::option::Option::None));
         for limit in ["max_blksize", "max_windowsize", "max_upload"] {
             assert_eq!(field(limits, limit).to_token_stream().to_string(), none);
+        }
+        let all = norm::<Expr>(quote!(::emmer::route::Transports::ALL));
+        assert_eq!(field(def, "transports").to_token_stream().to_string(), all);
+    }
+
+    #[test]
+    fn transports_name_the_set() {
+        for (given, set) in [
+            ("tftp", quote!(TFTP)),
+            ("http", quote!(HTTP)),
+            ("tftp,http", quote!(ALL)),
+        ] {
+            let x = expansion(
+                Kind::Read,
+                quote!("x", transports = #given),
+                quote!(
+                    fn f() -> &'static str {
+                        ""
+                    }
+                ),
+            );
+            let got = field(&x.def, "transports").to_token_stream().to_string();
+            let want = norm::<Expr>(quote!(::emmer::route::Transports::#set));
+            assert_eq!(got, want, "{given}");
         }
     }
 

@@ -31,6 +31,12 @@ mod route;
 ///   are tried in declaration order (source file, then line and column). The
 ///   runtime sorts the routes; the macro only records the priority and where
 ///   the function is declared.
+/// - `max_blksize`, `max_windowsize` (and `max_upload` on write routes):
+///   limits of this route, tighter than the server's.
+/// - `transports = "tftp"` or `"http"` (optional, default both): the route
+///   serves only that transport; a request over the other does not see it
+///   and goes on to the next route. (HTTP needs emmer's `http` feature and
+///   `App::http`.)
 ///
 /// # Parameters
 ///

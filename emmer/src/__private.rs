@@ -42,6 +42,8 @@ pub struct RouteDef {
     pub priority: i32,
     /// Limits of this route.
     pub limits: RouteLimits,
+    /// The transports it serves.
+    pub transports: crate::route::Transports,
     /// The handler's name.
     pub name: &'static str,
     /// Where the route was declared.

@@ -686,6 +686,7 @@ impl App {
         self.builder_routes += 1;
         let mut spec = RouteSpec::builder(pattern.pattern, pattern.priority, index, handler);
         spec.limits = pattern.limits;
+        spec.transports = pattern.transports;
         if let Some(name) = name {
             spec = spec.named(name);
         }

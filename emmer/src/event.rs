@@ -40,7 +40,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime};
 
 use crate::ErrorCode;
-use crate::handler::Request;
+use crate::handler::{Request, Transport};
 use crate::proto::Mode;
 use crate::route::Kind;
 
@@ -54,13 +54,15 @@ pub const EVENT_QUEUE: usize = 4096;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TransferEvent {
+    /// The protocol that carried the request.
+    pub transport: Transport,
     /// The client's address and port.
     pub peer: SocketAddr,
     /// The server address the request arrived on.
     pub local: SocketAddr,
     /// The file name as the client sent it.
     pub filename: String,
-    /// Read (RRQ) or write (WRQ).
+    /// Read (RRQ; over HTTP `GET` or `HEAD`) or write (WRQ; `PUT`).
     pub kind: Kind,
     /// The transfer mode the client asked for.
     pub mode: Mode,
@@ -222,6 +224,7 @@ impl TransferEvent {
     /// The event of a request, before anything is known of its transfer.
     pub(crate) fn blank(kind: Kind, request: &Request, started: SystemTime) -> Self {
         Self {
+            transport: request.transport(),
             peer: request.peer(),
             local: request.local_addr(),
             filename: request.filename().to_owned(),

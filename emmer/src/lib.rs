@@ -100,7 +100,7 @@ pub use error::{Error, ErrorCode, Result, TftpError};
 pub use event::{TransferEvent, TransferOutcome};
 pub use handler::{
     FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, State, Traceparent,
-    Upload,
+    Transport, Upload,
 };
 pub use proto::{Mode, Rollover};
 pub use route::{RouteLimits, RoutePattern};

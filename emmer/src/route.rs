@@ -28,6 +28,15 @@
 //! handler's parameter types handles the request. When none does, a read is
 //! refused with ERROR 1 (file not found) and a write with ERROR 2 (access
 //! violation).
+//!
+//! # Transports
+//!
+//! A route serves every transport the server speaks: TFTP, and HTTP when
+//! the server has it ([`App::http`](crate::App::http), feature `http`).
+//! `#[route_read("…", transports = "tftp")]` (or [`RoutePattern::transports`])
+//! keeps it to one; a request over another transport does not see it and
+//! goes on to the next route. Two routes of the same kind may share a
+//! pattern when they serve different transports.
 
 use std::cmp::Reverse;
 use std::fmt;
@@ -36,8 +45,104 @@ use std::sync::Arc;
 use regex::{Regex, RegexSet};
 
 use crate::__private::{Location, Need, NoMatch, ReadCall, RouteDef, RouteFn, WriteCall};
-use crate::handler::{Capture, Request, StateMap};
+use crate::handler::{Capture, Request, StateMap, Transport};
 use crate::{Error, TftpError};
+
+/// The transports a route serves: [`Transports::ALL`] (the default),
+/// [`Transports::TFTP`] or [`Transports::HTTP`].
+///
+/// # Examples
+///
+/// ```
+/// use emmer::Transport;
+/// use emmer::route::Transports;
+///
+/// assert!(Transports::ALL.contains(Transport::Http));
+/// assert!(!Transports::TFTP.contains(Transport::Http));
+/// assert_eq!(Transports::TFTP.union(Transports::HTTP), Transports::ALL);
+/// assert_eq!(Transports::HTTP.to_string(), "http");
+/// assert_eq!("tftp, http".parse::<Transports>(), Ok(Transports::ALL));
+/// assert!("ftp".parse::<Transports>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Transports(u8);
+
+impl Transports {
+    /// TFTP only.
+    pub const TFTP: Transports = Transports(1);
+    /// HTTP only.
+    pub const HTTP: Transports = Transports(2);
+    /// Every transport (the default).
+    pub const ALL: Transports = Transports(3);
+
+    /// The set holding only `transport`.
+    pub const fn only(transport: Transport) -> Transports {
+        match transport {
+            Transport::Tftp => Self::TFTP,
+            Transport::Http => Self::HTTP,
+        }
+    }
+
+    /// Whether the set holds `transport`.
+    pub const fn contains(self, transport: Transport) -> bool {
+        self.0 & Self::only(transport).0 != 0
+    }
+
+    /// The transports of either set.
+    pub const fn union(self, other: Transports) -> Transports {
+        Transports(self.0 | other.0)
+    }
+
+    /// Whether the sets share a transport.
+    pub const fn intersects(self, other: Transports) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl Default for Transports {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl From<Transport> for Transports {
+    fn from(t: Transport) -> Self {
+        Self::only(t)
+    }
+}
+
+impl fmt::Display for Transports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [Transport::Tftp, Transport::Http]
+            .into_iter()
+            .filter(|t| self.contains(*t))
+            .map(Transport::as_str)
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl std::str::FromStr for Transports {
+    type Err = String;
+
+    /// A comma-separated list of `tftp` and `http`, as the macros' and
+    /// `transports = "…"` take it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut set = Transports(0);
+        for name in s.split(',').map(str::trim) {
+            set = set.union(match name.to_ascii_lowercase().as_str() {
+                "tftp" => Self::TFTP,
+                "http" => Self::HTTP,
+                _ => {
+                    return Err(format!(
+                        "{name:?} is not a transport; the transports are tftp and http"
+                    ));
+                }
+            });
+        }
+        Ok(set)
+    }
+}
 
 /// Read or write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,6 +205,7 @@ pub struct RoutePattern {
     pub(crate) pattern: String,
     pub(crate) priority: i32,
     pub(crate) limits: RouteLimits,
+    pub(crate) transports: Transports,
 }
 
 impl RoutePattern {
@@ -109,7 +215,32 @@ impl RoutePattern {
             pattern: pattern.into(),
             priority: 0,
             limits: RouteLimits::default(),
+            transports: Transports::ALL,
         }
+    }
+
+    /// The transports the route serves (default all), as the macros'
+    /// `transports = "tftp"`: a request over another one does not see the
+    /// route.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request, RoutePattern, Transport};
+    /// use emmer::route::Transports;
+    ///
+    /// let app = App::empty()
+    ///     .route_read(RoutePattern::new("boot").transports(Transports::TFTP), |_: &Request| "tftp")
+    ///     .route_read(RoutePattern::new("boot").transports(Transport::Http), |_: &Request| "http");
+    /// assert_eq!(app.read("boot").await.unwrap(), b"tftp");
+    /// assert_eq!(app.read("boot").transport(Transport::Http).await.unwrap(), b"http");
+    /// # }
+    /// ```
+    pub fn transports(mut self, transports: impl Into<Transports>) -> Self {
+        self.transports = transports.into();
+        self
     }
 
     /// Routes with a higher priority are tried first (default 0; may be
@@ -206,6 +337,7 @@ pub(crate) struct RouteSpec {
     pattern: String,
     priority: i32,
     pub(crate) limits: RouteLimits,
+    pub(crate) transports: Transports,
     name: String,
     origin: Origin,
     /// The module of a macro route's function.
@@ -225,6 +357,7 @@ impl RouteSpec {
             pattern: def.pattern.to_owned(),
             priority: def.priority,
             limits: def.limits,
+            transports: def.transports,
             name: def.name.to_owned(),
             origin: Origin::Macro(def.location),
             module: Some(def.module),
@@ -264,6 +397,7 @@ impl RouteSpec {
             pattern,
             priority,
             limits: RouteLimits::default(),
+            transports: Transports::ALL,
             origin: Origin::Builder(index),
             module: None,
             needs: &[],
@@ -286,6 +420,7 @@ impl RouteSpec {
             kind: self.kind(),
             pattern: self.pattern.clone(),
             priority: self.priority,
+            transports: self.transports,
             name: self.name.clone(),
             location: self.origin.to_string(),
         }
@@ -298,6 +433,7 @@ impl fmt::Debug for RouteSpec {
             .field("kind", &self.kind())
             .field("pattern", &self.pattern)
             .field("priority", &self.priority)
+            .field("transports", &self.transports)
             .field("name", &self.name)
             .field("origin", &self.origin.to_string())
             .finish()
@@ -316,6 +452,7 @@ struct Route<H> {
     info: RouteInfo,
     id: Arc<RouteId>,
     limits: RouteLimits,
+    transports: Transports,
     regex: Regex,
     /// The names of the pattern's capture groups, shared by every request.
     groups: Vec<Arc<str>>,
@@ -337,6 +474,8 @@ pub struct RouteInfo {
     pub pattern: String,
     /// The priority.
     pub priority: i32,
+    /// The transports it serves.
+    pub transports: Transports,
     /// The handler's name.
     pub name: String,
     /// Where it was declared.
@@ -372,7 +511,11 @@ impl RouteTable {
         for (i, a) in specs.iter().enumerate() {
             if let Some(b) = specs[..i]
                 .iter()
-                .find(|b| b.kind() == a.kind() && b.pattern == a.pattern)
+                .find(|b| {
+                    b.kind() == a.kind()
+                        && b.pattern == a.pattern
+                        && b.transports.intersects(a.transports)
+                })
             {
                 return Err(Error::DuplicateRoute {
                     kind: a.kind().as_str(),
@@ -442,6 +585,7 @@ impl<C> Route<Bind<C>> {
                 pattern: Arc::from(spec.pattern.as_str()),
             }),
             limits: spec.limits,
+            transports: spec.transports,
             regex,
             groups,
             handler,
@@ -465,6 +609,9 @@ impl<C> Table<Bind<C>> {
         let name = req.filename();
         for index in self.set.matches(name).iter() {
             let route = &self.routes[index];
+            if !route.transports.contains(req.transport()) {
+                continue;
+            }
             let Some(caps) = route.regex.captures(name) else {
                 continue;
             };
@@ -517,6 +664,7 @@ mod tests {
             pattern,
             priority,
             limits: RouteLimits::default(),
+            transports: Transports::ALL,
             name: "handler",
             location: Location::new(file, line, 1),
             module: "tests",
@@ -587,6 +735,39 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("read") && msg.contains("\"x.*\""), "{msg}");
+    }
+
+    #[test]
+    fn one_pattern_may_have_a_route_per_transport() {
+        let with = |t: Transports| {
+            let mut r = RouteSpec::builder("x".into(), 0, 0, never());
+            r.transports = t;
+            r
+        };
+        assert!(RouteTable::build(vec![with(Transports::TFTP), with(Transports::HTTP)]).is_ok());
+        for (a, b) in [
+            (Transports::ALL, Transports::HTTP),
+            (Transports::TFTP, Transports::TFTP),
+        ] {
+            let err = RouteTable::build(vec![with(a), with(b)]).err();
+            assert!(
+                matches!(err, Some(Error::DuplicateRoute { .. })),
+                "{a} and {b}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_route_kept_to_one_transport_is_not_seen_by_the_other() {
+        let mut tftp = tagged(Kind::Read, "boot/.*", "tftp only", 0);
+        tftp.transports = Transports::TFTP;
+        let table = RouteTable::build(vec![tftp, tagged(Kind::Read, ".*", "any", 1)]).unwrap();
+        let tag = |t: Transport| {
+            let d = table.dispatch_read(&Request::builder("boot/x").transport(t).build());
+            async move { d.unwrap().call.run().await.unwrap_err().message().to_owned() }
+        };
+        assert_eq!(tag(Transport::Tftp).await, "tftp only");
+        assert_eq!(tag(Transport::Http).await, "any", "falls through to the next route");
     }
 
     #[test]
