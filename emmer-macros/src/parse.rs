@@ -283,7 +283,10 @@ mod tests {
             (quote!("a", priority = 1u8), "drop the suffix"),
             (quote!("a", priority = 1, priority = 2), "given twice"),
             (quote!("a", transports = tftp), "must be a string literal"),
-            (quote!("a", transports = "ftp"), "\"ftp\" is not a transport"),
+            (
+                quote!("a", transports = "ftp"),
+                "\"ftp\" is not a transport",
+            ),
             (quote!("a", transports = ""), "\"\" is not a transport"),
             (
                 quote!("a", transports = "tftp", transports = "http"),

@@ -509,14 +509,11 @@ impl RouteTable {
             (Reverse(a.priority), &a.origin).cmp(&(Reverse(b.priority), &b.origin))
         });
         for (i, a) in specs.iter().enumerate() {
-            if let Some(b) = specs[..i]
-                .iter()
-                .find(|b| {
-                    b.kind() == a.kind()
-                        && b.pattern == a.pattern
-                        && b.transports.intersects(a.transports)
-                })
-            {
+            if let Some(b) = specs[..i].iter().find(|b| {
+                b.kind() == a.kind()
+                    && b.pattern == a.pattern
+                    && b.transports.intersects(a.transports)
+            }) {
                 return Err(Error::DuplicateRoute {
                     kind: a.kind().as_str(),
                     pattern: a.pattern.clone(),
@@ -764,10 +761,22 @@ mod tests {
         let table = RouteTable::build(vec![tftp, tagged(Kind::Read, ".*", "any", 1)]).unwrap();
         let tag = |t: Transport| {
             let d = table.dispatch_read(&Request::builder("boot/x").transport(t).build());
-            async move { d.unwrap().call.run().await.unwrap_err().message().to_owned() }
+            async move {
+                d.unwrap()
+                    .call
+                    .run()
+                    .await
+                    .unwrap_err()
+                    .message()
+                    .to_owned()
+            }
         };
         assert_eq!(tag(Transport::Tftp).await, "tftp only");
-        assert_eq!(tag(Transport::Http).await, "any", "falls through to the next route");
+        assert_eq!(
+            tag(Transport::Http).await,
+            "any",
+            "falls through to the next route"
+        );
     }
 
     #[test]

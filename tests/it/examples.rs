@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use emmer::testing::{Client, ClientError};
 
-use super::support::{TempDir, noise};
+use super::support::{CLIENT_LIMIT, TempDir, noise, run_async};
 
 /// `target/<profile>/examples/<name>`, built by `cargo test --workspace`.
 fn binary(name: &str) -> Option<PathBuf> {
@@ -30,6 +30,8 @@ fn binary(name: &str) -> Option<PathBuf> {
 struct Example {
     child: Child,
     addr: SocketAddr,
+    /// Where it serves HTTP, when `EMMER_HTTP` is set.
+    http: Option<SocketAddr>,
 }
 
 /// Drops ANSI colour sequences from a log line.
@@ -74,6 +76,8 @@ impl Example {
             }
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let wants_http = env.iter().any(|(k, _)| *k == "EMMER_HTTP");
+        let (mut addr, mut http) = (None, None);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = match rx.recv_timeout(left) {
@@ -84,11 +88,24 @@ impl Example {
                     panic!("the example printed no listening address within 30 s: {e}");
                 }
             };
-            if let Some(rest) = line.split("emmer listening addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                return Example { child, addr };
+            let field = |tag: &str| {
+                let rest = line.split(tag).nth(1)?;
+                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+            };
+            if let Some(a) = field("emmer listening addr=") {
+                addr = Some(a);
+            }
+            if let Some(a) = field("emmer http listening addr=") {
+                http = Some(a);
+            }
+            if let (Some(addr), true) = (addr, http.is_some() || !wants_http) {
+                return Example { child, addr, http };
             }
         }
+    }
+
+    fn http_url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.http.expect("EMMER_HTTP was set"))
     }
 
     fn client(&self) -> Client {
@@ -245,6 +262,25 @@ async fn uploads_stores_backups_of_known_switches_only() {
     };
     assert_eq!(code(ex.client().put("backups/sw-2.cfg", b"x").await), 2);
     assert!(!dir.join("sw-2.cfg").exists());
+}
+
+/// `EMMER_HTTP` reaches `emmer::run()`: the hello example answers over
+/// HTTP too, with the same handlers.
+#[tokio::test]
+async fn run_serves_http_when_emmer_http_is_set() {
+    let Some(ex) = start("hello", vec![], vec![("EMMER_HTTP", "127.0.0.1:0".into())]).await else {
+        return;
+    };
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "30", "-i"])
+        .arg(ex.http_url("anything"));
+    let out = run_async(cmd, None, CLIENT_LIMIT).await;
+    out.assert_success();
+    let text = out.text();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-length: 14"), "{text}");
+    assert!(text.ends_with("\r\n\r\nexample_output"), "{text}");
+    assert_eq!(ex.client().get("x").await.unwrap(), b"example_output");
 }
 
 /// SIGTERM (a rolling update) and SIGINT stop `emmer::run()` cleanly: the

@@ -23,6 +23,9 @@
 //!   timed-out and superseded requests; slow and panicking callbacks.
 //! - [`emmer_client`]: the same ground with `emmer::testing::Client`, plus
 //!   the options system clients cannot ask for.
+//! - [`http`]: the same routes over HTTP with curl and wget: GET, HEAD,
+//!   ranges, PUT, statuses, limits, keep-alive, slow clients, one handler
+//!   answering both transports.
 
 mod api;
 mod clients;
@@ -32,6 +35,7 @@ mod engine;
 mod events;
 mod examples;
 mod hostile;
+mod http;
 mod interop;
 mod policy;
 mod serve_dir;

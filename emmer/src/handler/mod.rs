@@ -240,6 +240,33 @@ impl Request {
         }
     }
 
+    /// A request as it arrived over HTTP, before routing: `filename` is
+    /// the decoded path below the prefix; the trace context comes from the
+    /// `traceparent` header, or else from the end of the name as over TFTP.
+    #[cfg(feature = "http")]
+    pub(crate) fn over_http(
+        peer: SocketAddr,
+        local: SocketAddr,
+        filename: String,
+        traceparent: Option<Traceparent>,
+        state: Arc<StateMap>,
+    ) -> Request {
+        let traceparent = traceparent.or_else(|| Traceparent::split_filename(&filename).1);
+        Request {
+            inner: Arc::new(Inner {
+                transport: Transport::Http,
+                peer,
+                local,
+                filename,
+                mode: Mode::Octet,
+                options: Vec::new(),
+                state,
+                traceparent,
+            }),
+            captures: Arc::new([]),
+        }
+    }
+
     /// Whether `other` asks for the same thing: file, mode and options.
     pub(crate) fn asks_same_as(&self, other: &Request) -> bool {
         let (a, b) = (&self.inner, &other.inner);
