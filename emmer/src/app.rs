@@ -719,7 +719,9 @@ impl App {
                 dir.open(req.capture("path").unwrap_or_default())
             }))
         }));
-        self = self.push_named(RoutePattern::new(pattern.clone()), Some(name.clone()), read);
+        let transports = dir.transports_served();
+        let mount = RoutePattern::new(pattern).transports(transports);
+        self = self.push_named(mount.clone(), Some(name.clone()), read);
         if dir.writes_allowed() {
             let write = Handler::Write(Arc::new(move |req: &Request| {
                 let (dir, req) = (dir.clone(), req.clone());
@@ -728,7 +730,7 @@ impl App {
                     dir.store(name, upload).await.map(drop)
                 }))
             }));
-            self = self.push_named(RoutePattern::new(pattern), Some(name), write);
+            self = self.push_named(mount, Some(name), write);
         }
         self
     }
