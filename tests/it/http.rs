@@ -695,3 +695,22 @@ async fn wget_fetches_files_and_reports_missing_ones() {
     let out = run_async(cmd, None, CLIENT_LIMIT).await;
     assert_eq!(out.status.code(), Some(8), "{}", out.text());
 }
+
+/// `[::]` takes IPv4 clients too, as on the TFTP side, and they are IPv4 to
+/// handlers.
+#[tokio::test]
+async fn a_dual_stack_listener_serves_ipv4_clients_as_ipv4() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 on this machine");
+        return;
+    }
+    let app = App::empty()
+        .route_read("who", |req: &Request| req.client_host().to_string())
+        .http("[::]:0".parse().unwrap());
+    let server = TestServer::start(app).await;
+    let port = server.http_addr().unwrap().port();
+    let r = curl(&[&format!("http://127.0.0.1:{port}/who")]).await;
+    assert_eq!(r.body, b"127.0.0.1");
+    let r = curl(&[&format!("http://[::1]:{port}/who")]).await;
+    assert_eq!(r.body, b"::1");
+}

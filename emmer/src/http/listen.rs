@@ -34,15 +34,31 @@ use crate::{Error, Result};
 /// request head, or the body hyper queues ahead of the socket.
 const MAX_BUF: usize = 64 * 1024;
 
-/// Binds the HTTP listener.
+/// The accept queue asked for (the kernel caps it at `net.core.somaxconn`):
+/// a boot storm's connections wait there instead of being dropped and
+/// retried a second later, as they are beyond the usual 128.
+const BACKLOG: i32 = 4096;
+
+/// Binds the HTTP listener: `::` takes IPv4 too, as on the TFTP side.
 ///
 /// # Errors
 ///
 /// [`Error::BindHttp`] when the address cannot be bound.
 pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::BindHttp { addr, source })?;
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = || -> std::io::Result<TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // A restarted server binds at once, whatever is left in TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(false)?;
+        }
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        socket.set_nonblocking(true)?;
+        TcpListener::from_std(socket.into())
+    };
+    let listener = open().map_err(|source| Error::BindHttp { addr, source })?;
     let local = listener.local_addr()?;
     Ok((listener, local))
 }
