@@ -226,9 +226,10 @@ impl App {
         &mut self.config
     }
 
-    /// Which ports transfers answer from (default [`Ports::Ephemeral`];
-    /// `EMMER_PORTS`). [`Ports::Single`] is what containers, Kubernetes
-    /// Services and load balancers need.
+    /// Which ports transfers answer from (default
+    /// [`Ports::Ephemeral`](crate::Ports::Ephemeral); `EMMER_PORTS`).
+    /// [`Ports::Single`](crate::Ports::Single) is what containers,
+    /// Kubernetes Services and load balancers need.
     ///
     /// # Examples
     ///

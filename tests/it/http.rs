@@ -714,3 +714,40 @@ async fn a_dual_stack_listener_serves_ipv4_clients_as_ipv4() {
     let r = curl(&[&format!("http://[::1]:{port}/who")]).await;
     assert_eq!(r.body, b"::1");
 }
+
+/// On shutdown a download under way finishes within the grace period, and
+/// no new connection is taken.
+#[tokio::test]
+async fn shutdown_lets_a_download_under_way_finish() {
+    use tokio::io::AsyncWriteExt;
+    let app = App::empty()
+        .route_read_async("slow", |_: Request| async {
+            // 20 pieces, 50 ms apart: about a second.
+            let (mut w, r) = tokio::io::duplex(4096);
+            tokio::spawn(async move {
+                for i in 0..20u8 {
+                    if w.write_all(&[i; 1000]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+            ReadBody::from_reader(r, Some(20_000))
+        })
+        .http(loopback());
+    let server = TestServer::start(app).await;
+    let http = server.http_addr().unwrap();
+    let u = url(http, "slow");
+    let download = tokio::spawn(async move { curl(&[&u]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        TcpStream::connect_timeout(&http, Duration::from_secs(2)).is_err(),
+        "no new connection once stopping"
+    );
+    let r = download.await.unwrap();
+    assert_eq!(r.status, 200);
+    let want: Vec<u8> = (0..20u8).flat_map(|i| [i; 1000]).collect();
+    assert_eq!(r.body, want);
+}
