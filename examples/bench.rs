@@ -50,6 +50,18 @@
 //!
 //! The storm opens one socket per client: raise the open-files limit first
 //! (`ulimit -n 20000`).
+//!
+//! # HTTP
+//!
+//! `http-get` and `http-storm` do the same over HTTP/1.1 (emmer's `http`
+//! feature, or any web server over the same files): one `GET /PATH` per
+//! connection (`Connection: close`), the status must be 200 with a
+//! `Content-Length`, and the body is checked as it arrives.
+//!
+//! ```text
+//! $B http-get   --server 127.0.0.1:8080 --file big.bin --expect-size 256MiB --seed 1
+//! $B http-storm --server 127.0.0.1:8080 --file small.bin --clients 1000 --expect-size 64KiB
+//! ```
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -63,7 +75,8 @@ use std::time::{Duration, Instant};
 
 use emmer::proto::Packet;
 use emmer::proto::packet::{DATA_HEADER, MAX_BLKSIZE, encode_ack, encode_data_header, opcode};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Barrier;
 use tokio::time::timeout;
 
@@ -75,6 +88,9 @@ const USAGE: &str = "usage:
               [--seed S] [--verify-path PATH] [COMMON]
   bench storm --server ADDR --file NAME --clients N [--blksize B] [--windowsize W]
               [--expect-size N] [--seed S] [COMMON]
+  bench http-get   --server HTTP_ADDR --file PATH [--expect-size N] [--seed S] [COMMON]
+  bench http-storm --server HTTP_ADDR --file PATH --clients N [--expect-size N] [--seed S]
+                   [COMMON]
 COMMON: [--label NAME] [--pid PID] [--timeout-ms MS] [--retries N] [--time-limit SECS]
 Sizes take a suffix: KiB, MiB, GiB (or K, M, G as powers of 1024).";
 
@@ -975,6 +991,184 @@ async fn storm_cmd(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// HTTP
+
+/// One `GET /<file>` on `s`, the body checked against the pattern as it
+/// arrives: the number of body bytes.
+async fn http_get_on(s: &mut TcpStream, c: &Common, expect: Option<u64>) -> Result<u64, String> {
+    let request = format!(
+        "GET /{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        c.file, c.server
+    );
+    s.write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("sending the request: {e}"))?;
+    let pattern = Pattern { seed: c.seed };
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut head = Vec::new();
+    let end = loop {
+        let n = s
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("reading the response head: {e}"))?;
+        if n == 0 {
+            return Err("the connection closed before the response head ended".into());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(p) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        if head.len() > 64 * 1024 {
+            return Err("the response head is over 64 KiB".into());
+        }
+    };
+    let text = String::from_utf8_lossy(&head[..end]).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        let line = text.lines().next().unwrap_or("");
+        return Err(format!("status {line:?}"));
+    }
+    let length: u64 = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .ok_or("the response has no Content-Length")?;
+    if let Some(want) = expect.filter(|&w| w != length) {
+        return Err(format!("Content-Length {length}, expected {want}"));
+    }
+    let mut scratch = Vec::new();
+    let first = &head[end + 4..];
+    pattern.check(0, first, &mut scratch)?;
+    let mut got = first.len() as u64;
+    while got < length {
+        let n = s
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("reading the body at byte {got}: {e}"))?;
+        if n == 0 {
+            return Err(format!("the body ended at byte {got} of {length}"));
+        }
+        pattern.check(got, &buf[..n], &mut scratch)?;
+        got += n as u64;
+    }
+    if got > length {
+        return Err(format!("{got} bytes for a Content-Length of {length}"));
+    }
+    Ok(got)
+}
+
+async fn http_connect(server: SocketAddr) -> Result<TcpStream, String> {
+    TcpStream::connect(server)
+        .await
+        .map_err(|e| format!("cannot connect to {server}: {e}"))
+}
+
+async fn http_get_cmd(a: &Args) -> Result<(), String> {
+    let c = common(a, 300)?;
+    let expect = a.size("expect-size")?;
+    let mut s = http_connect(c.server).await?;
+    let w = watch(c.pid)?;
+    let start = Instant::now();
+    let bytes = match timeout(c.limit, http_get_on(&mut s, &c, expect)).await {
+        Ok(r) => r?,
+        Err(_) => return Err(format!("no complete GET within {:?}", c.limit)),
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let mbps = bytes as f64 / secs / 1e6;
+    eprintln!(
+        "{}: GET {} over HTTP: {bytes} bytes in {secs:.3} s, {mbps:.1} MB/s, every byte checked",
+        c.label, c.file
+    );
+    let mut line = format!(
+        "RESULT server={} op=http-get file={} bytes={bytes} secs={secs:.3} mbps={mbps:.1} verified=yes",
+        c.label, c.file
+    );
+    server_fields(w, bytes, &mut line);
+    println!("{line}");
+    Ok(())
+}
+
+async fn http_storm_cmd(a: &Args) -> Result<(), String> {
+    let c = Arc::new(common(a, 120)?);
+    let clients: usize = a.num("clients", 100)?;
+    let expect = a.size("expect-size")?;
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (c, barrier) = (c.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            // Connecting is part of each transfer: a storm of new clients.
+            let start = Instant::now();
+            let r = timeout(c.limit, async {
+                let mut s = http_connect(c.server).await?;
+                http_get_on(&mut s, &c, expect).await
+            })
+            .await
+            .unwrap_or_else(|_| Err(format!("no complete GET within {:?}", c.limit)));
+            (start.elapsed(), r)
+        }));
+    }
+    let w = watch(c.pid)?;
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut latencies = Vec::with_capacity(clients);
+    let mut failures: Vec<String> = Vec::new();
+    let mut bytes = 0u64;
+    for task in tasks {
+        match task.await {
+            Ok((lat, Ok(n))) => {
+                latencies.push(lat);
+                bytes += n;
+            }
+            Ok((_, Err(e))) => failures.push(e),
+            Err(e) => failures.push(format!("client task failed: {e}")),
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1e3
+    };
+    let (p50, p99, max) = (pct(0.50), pct(0.99), pct(1.0));
+    let tps = latencies.len() as f64 / secs;
+    eprintln!(
+        "{}: HTTP storm of {clients} × GET {}: {} ok, {} failed in {secs:.3} s: {tps:.0} \
+         transfers/s, p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        c.label,
+        c.file,
+        latencies.len(),
+        failures.len()
+    );
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for f in &failures {
+        match counts.iter_mut().find(|(m, _)| m == f) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((f.clone(), 1)),
+        }
+    }
+    for (msg, n) in counts.iter().take(5) {
+        eprintln!("  {n} × {msg}");
+    }
+    let mut line = format!(
+        "RESULT server={} op=http-storm file={} clients={clients} ok={} failures={} \
+         secs={secs:.3} tps={tps:.0} p50_ms={p50:.1} p99_ms={p99:.1} max_ms={max:.1} verified=yes",
+        c.label,
+        c.file,
+        latencies.len(),
+        failures.len()
+    );
+    server_fields(w, bytes.max(1), &mut line);
+    println!("{line}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let cmd = args.next().unwrap_or_default();
@@ -984,6 +1178,8 @@ fn main() -> ExitCode {
         "read" => Args::parse(args, &keys(&["expect-size"])),
         "write" => Args::parse(args, &keys(&["size", "verify-path"])),
         "storm" => Args::parse(args, &keys(&["clients", "expect-size"])),
+        "http-get" => Args::parse(args, &keys(&["expect-size"])),
+        "http-storm" => Args::parse(args, &keys(&["clients", "expect-size"])),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -1014,6 +1210,8 @@ fn main() -> ExitCode {
             match cmd.as_str() {
                 "read" => read_cmd(&a).await,
                 "write" => write_cmd(&a).await,
+                "http-get" => http_get_cmd(&a).await,
+                "http-storm" => http_storm_cmd(&a).await,
                 _ => storm_cmd(&a).await,
             }
         })

@@ -12,6 +12,15 @@
 //! one line, `serve_dir: listening on ADDR`, on stdout; logs go to stderr
 //! (`RUST_LOG=debug` shows every transfer).
 //!
+//! With `EMMER_HTTP=host:port` the same directory is also served over HTTP
+//! (`GET`, `HEAD`, ranges, `PUT`), and a second line says where:
+//! `serve_dir: http on ADDR`.
+//!
+//! ```text
+//! EMMER_HTTP=127.0.0.1:8080 cargo run --example serve_dir -- /srv/tftp
+//! curl -O http://127.0.0.1:8080/vmlinuz
+//! ```
+//!
 //! Everything else is [`emmer::fs::ServeDir`]: which names are served, how
 //! `..` and symbolic links out of the directory are refused, and how
 //! uploads are stored atomically (fsynced unless `--no-fsync`).
@@ -29,7 +38,8 @@ const USAGE: &str = "usage: serve_dir ROOT [--port N] [--host ADDR] [--no-fsync]
 Serves the files under ROOT over TFTP (reads and writes). Uploads are
 flushed to disk (fsync) before they are renamed into place; --no-fsync
 skips that.
-Defaults come from EMMER_HOST / EMMER_PORT (127.0.0.1:3942); the flags win.";
+Defaults come from EMMER_HOST / EMMER_PORT (127.0.0.1:3942); the flags win.
+EMMER_HTTP=HOST:PORT serves the directory over HTTP as well.";
 
 /// Command-line arguments.
 #[derive(Debug, Default)]
@@ -138,6 +148,9 @@ fn main() -> ExitCode {
         let server = app.bind().await?;
         // One plain line on stdout, for scripts (and the tests) that bind port 0.
         println!("serve_dir: listening on {}", server.local_addr());
+        if let Some(http) = server.http_addr() {
+            println!("serve_dir: http on {http}");
+        }
         server.serve().await
     });
     match served {

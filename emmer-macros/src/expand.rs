@@ -219,6 +219,11 @@ pub(crate) fn generate(
     let max_windowsize = limit(1, quote!(u16));
     let max_upload = limit(2, quote!(u64));
     let sharing = crate::share::sharing(args.share_for);
+    let transports = match (args.transports.tftp, args.transports.http) {
+        (true, false) => quote!(TFTP),
+        (false, true) => quote!(HTTP),
+        _ => quote!(ALL),
+    };
     let name = fn_ident.unraw().to_string();
     // file!/line!/column! on the function's name: the route's location is
     // where the function is declared.
@@ -250,6 +255,7 @@ pub(crate) fn generate(
                         max_upload: #max_upload,
                     },
                     sharing: #sharing,
+                    transports: ::emmer::route::Transports::#transports,
                     name: #name,
                     location: #location,
                     module: ::core::module_path!(),

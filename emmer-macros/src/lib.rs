@@ -41,6 +41,12 @@ mod share;
 ///   compile errors on a shared route, and a `&Request` is the first
 ///   client's. See `emmer::Sharing` for the bounds and what a file or a
 ///   stream body does.
+/// - `max_blksize`, `max_windowsize` (and `max_upload` on write routes):
+///   limits of this route, tighter than the server's.
+/// - `transports = "tftp"` or `"http"` (optional, default both): the route
+///   serves only that transport; a request over the other does not see it
+///   and goes on to the next route. (HTTP needs emmer's `http` feature and
+///   `App::http`.)
 ///
 /// # Parameters
 ///

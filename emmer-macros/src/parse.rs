@@ -1,7 +1,7 @@
 //! The attribute's arguments: the pattern literal, then the optional
 //! `priority`, per-route limits (`max_blksize`, `max_windowsize`,
-//! `max_upload`) and `share_for` (see `share`), each checked on the token at
-//! fault.
+//! `max_upload`), `share_for` (see `share`) and `transports`, each checked
+//! on the token at fault.
 
 use proc_macro2::TokenTree;
 use syn::ext::IdentExt;
@@ -19,6 +19,23 @@ pub(crate) struct RouteArgs {
     pub(crate) limits: [Option<u64>; 3],
     /// `share_for`, when given.
     pub(crate) share_for: Option<ShareFor>,
+    /// `transports = "tftp"`, `"http"` or `"tftp,http"`: which it serves
+    /// (both when not given).
+    pub(crate) transports: Transports,
+}
+
+/// The transports a route serves, as `transports = "…"` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Transports {
+    pub(crate) tftp: bool,
+    pub(crate) http: bool,
+}
+
+impl Transports {
+    const ALL: Transports = Transports {
+        tftp: true,
+        http: true,
+    };
 }
 
 /// The per-route limits an attribute may set, with their ranges.
@@ -79,6 +96,7 @@ pub(crate) fn parse_args(input: ParseStream<'_>, kind: Kind) -> syn::Result<Rout
     let mut priority: Option<i32> = None;
     let mut limits: [Option<u64>; 3] = [None; 3];
     let mut share_for = None;
+    let mut transports: Option<Transports> = None;
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
         if input.is_empty() {
@@ -100,11 +118,19 @@ pub(crate) fn parse_args(input: ParseStream<'_>, kind: Kind) -> syn::Result<Rout
             share_for = Some(parse_share_for(input, &key, kind)?);
             continue;
         }
+        if key == "transports" {
+            if transports.is_some() {
+                return Err(syn::Error::new(key.span(), "`transports` is given twice"));
+            }
+            input.parse::<Token![=]>()?;
+            transports = Some(parse_transports(input)?);
+            continue;
+        }
         let Some(i) = LIMITS.iter().position(|(name, ..)| key == name) else {
             return Err(syn::Error::new(
                 key.span(),
                 format!(
-                    "unknown route option `{key}`: the options are `priority = <integer>`, `max_blksize = <8..=65464>`, `max_windowsize = <1..=65535>`, `max_upload = <bytes>` and `share_for = \"2s\"` (read routes), as in #[{attr}(\"…\", priority = 10)]"
+                    "unknown route option `{key}`: the options are `priority = <integer>`, `max_blksize = <8..=65464>`, `max_windowsize = <1..=65535>`, `max_upload = <bytes>`, `share_for = \"2s\"` (read routes) and `transports = \"tftp\" | \"http\"`, as in #[{attr}(\"…\", priority = 10)]"
                 ),
             ));
         };
@@ -133,7 +159,38 @@ pub(crate) fn parse_args(input: ParseStream<'_>, kind: Kind) -> syn::Result<Rout
         priority: priority.unwrap_or(0),
         limits,
         share_for,
+        transports: transports.unwrap_or(Transports::ALL),
     })
+}
+
+/// A string literal naming transports, comma-separated: `"tftp"`, `"http"`
+/// or `"tftp,http"`.
+fn parse_transports(input: ParseStream<'_>) -> syn::Result<Transports> {
+    const HELP: &str = "`transports` must be a string literal naming the transports the route serves: \"tftp\", \"http\" or \"tftp,http\" (the default)";
+    if !input.peek(LitStr) {
+        return Err(match input.parse::<TokenTree>() {
+            Ok(token) => syn::Error::new(token.span(), HELP),
+            Err(_) => input.error(HELP),
+        });
+    }
+    let lit: LitStr = input.parse()?;
+    let mut set = Transports {
+        tftp: false,
+        http: false,
+    };
+    for name in lit.value().split(',').map(str::trim) {
+        match name.to_ascii_lowercase().as_str() {
+            "tftp" => set.tftp = true,
+            "http" => set.http = true,
+            _ => {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("{name:?} is not a transport: {HELP}"),
+                ));
+            }
+        }
+    }
+    Ok(set)
 }
 
 /// An integer literal with an optional leading minus.
@@ -212,6 +269,20 @@ mod tests {
     }
 
     #[test]
+    fn parses_transports() {
+        let t = |tokens: TokenStream| args(tokens, Kind::Read).unwrap().transports;
+        assert_eq!(t(quote!("a")), Transports::ALL);
+        let tftp = Transports {
+            tftp: true,
+            http: false,
+        };
+        assert_eq!(t(quote!("a", transports = "tftp")), tftp);
+        assert_eq!(t(quote!("a", transports = "TFTP", priority = 2)), tftp);
+        assert!(!t(quote!("a", transports = "http")).tftp);
+        assert_eq!(t(quote!("a", transports = "http, tftp")), Transports::ALL);
+    }
+
+    #[test]
     fn rejects_bad_arguments() {
         let cases = [
             (quote!(), "expected the route's pattern"),
@@ -224,6 +295,16 @@ mod tests {
             (quote!("a", priority = 3000000000), "must fit in an i32"),
             (quote!("a", priority = 1u8), "drop the suffix"),
             (quote!("a", priority = 1, priority = 2), "given twice"),
+            (quote!("a", transports = tftp), "must be a string literal"),
+            (
+                quote!("a", transports = "ftp"),
+                "\"ftp\" is not a transport",
+            ),
+            (quote!("a", transports = ""), "\"\" is not a transport"),
+            (
+                quote!("a", transports = "tftp", transports = "http"),
+                "given twice",
+            ),
         ];
         for (tokens, expected) in cases {
             let text = tokens.to_string();

@@ -44,6 +44,8 @@ pub struct RouteDef {
     pub limits: RouteLimits,
     /// Whether a read route shares its bodies (`share_for`).
     pub sharing: Option<crate::Sharing>,
+    /// The transports it serves.
+    pub transports: crate::route::Transports,
     /// The handler's name.
     pub name: &'static str,
     /// Where the route was declared.

@@ -250,6 +250,62 @@ impl App {
         self
     }
 
+    /// Serves the same routes over HTTP/1.1 too, on `addr` (port 0 picks a
+    /// free one; `EMMER_HTTP`): every read route answers `GET` and `HEAD`
+    /// at [`http_prefix`](Self::http_prefix)` + <file name>`, every write
+    /// route `PUT`. Handlers see [`Transport::Http`](crate::Transport::Http)
+    /// and the TCP peer's address; a route can keep to one transport
+    /// (`transports = "tftp"`, [`RoutePattern::transports`]).
+    ///
+    /// Sizes are sent as `Content-Length` whenever they are known, ranges
+    /// are served, a TFTP error becomes its status (1 → 404, 2 → 403,
+    /// 3 → 507, 6 → 409, others → 500) with its message as the body, and
+    /// uploads have the same limits as over TFTP (413 beyond). The limits
+    /// that keep slow clients out are in [`HttpConfig`](crate::HttpConfig)
+    /// (`config_mut().http`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request};
+    ///
+    /// let app = App::empty()
+    ///     .route_read(r"boot\.ipxe", |req: &Request| {
+    ///         format!("#!ipxe\necho over {}\n", req.transport())
+    ///     })
+    ///     .http("127.0.0.1:0".parse().unwrap());
+    /// let server = app.bind_to("127.0.0.1:0".parse().unwrap()).bind().await.unwrap();
+    /// let http = server.http_addr().unwrap();
+    /// assert!(http.port() != 0);
+    /// # }
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http(mut self, addr: SocketAddr) -> Self {
+        self.config.http.addr = Some(addr);
+        self
+    }
+
+    /// The URL path the file names hang under over HTTP (default `/`;
+    /// `EMMER_HTTP_PREFIX`): with `/tftp/`, `GET /tftp/pxelinux.0` reads
+    /// `pxelinux.0`. It must start and end with `/` ([`bind`](Self::bind)
+    /// refuses anything else).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let app = emmer::App::new()
+    ///     .http("0.0.0.0:8080".parse().unwrap())
+    ///     .http_prefix("/tftp/");
+    /// # let _ = app;
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.http.prefix = prefix.into();
+        self
+    }
+
     /// The retransmission timeout: how long the server waits for an answer
     /// before it sends a packet again (default 1 s, `EMMER_TIMEOUT_MS`).
     /// Later retransmissions back off from it; a client's RFC 2349
@@ -664,7 +720,9 @@ impl App {
                 dir.open(req.capture("path").unwrap_or_default())
             }))
         }));
-        self = self.push_named(RoutePattern::new(pattern.clone()), Some(name.clone()), read);
+        let transports = dir.transports_served();
+        let mount = RoutePattern::new(pattern).transports(transports);
+        self = self.push_named(mount.clone(), Some(name.clone()), read);
         if dir.writes_allowed() {
             let write = Handler::Write(Arc::new(move |req: &Request| {
                 let (dir, req) = (dir.clone(), req.clone());
@@ -673,7 +731,7 @@ impl App {
                     dir.store(name, upload).await.map(drop)
                 }))
             }));
-            self = self.push_named(RoutePattern::new(pattern), Some(name), write);
+            self = self.push_named(mount, Some(name), write);
         }
         self
     }
@@ -688,6 +746,7 @@ impl App {
         let mut spec = RouteSpec::builder(pattern.pattern, pattern.priority, index, handler);
         spec.limits = pattern.limits;
         spec.sharing = pattern.sharing;
+        spec.transports = pattern.transports;
         if let Some(name) = name {
             spec = spec.named(name);
         }

@@ -18,7 +18,7 @@
 
 use std::env::VarError;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -43,7 +43,8 @@ const MIN_RETRANSMIT_TIMEOUT: Duration = Duration::from_millis(1);
 const MAX_RETRANSMIT_TIMEOUT: Duration = Duration::from_secs(255);
 
 /// A setting as a user meets it: what it is, the builder method (or field)
-/// that sets it in code, and the variable that sets it from outside.
+/// that sets it in code, and the variable that sets it from outside (empty
+/// for a setting only code can change).
 struct Setting {
     what: &'static str,
     builder: &'static str,
@@ -125,6 +126,31 @@ const REFUSE_OPTIONS: Setting = Setting {
     builder: "App::refuse_option",
     var: "EMMER_REFUSE_OPTIONS",
 };
+const HTTP: Setting = Setting {
+    what: "HTTP address",
+    builder: "App::http",
+    var: "EMMER_HTTP",
+};
+const HTTP_PREFIX: Setting = Setting {
+    what: "HTTP path prefix",
+    builder: "App::http_prefix",
+    var: "EMMER_HTTP_PREFIX",
+};
+const HTTP_MAX_CONNECTIONS: Setting = Setting {
+    what: "HTTP connection limit",
+    builder: "HttpConfig::max_connections",
+    var: "EMMER_HTTP_MAX_CONNECTIONS",
+};
+const HTTP_TIMEOUTS: Setting = Setting {
+    what: "HTTP timeouts",
+    builder: "HttpConfig::header_timeout, HttpConfig::stall_timeout",
+    var: "",
+};
+const HTTP_MAX_HEADER: Setting = Setting {
+    what: "largest HTTP request head",
+    builder: "HttpConfig::max_header_bytes",
+    var: "",
+};
 const TSIZE_MEASURE_LIMIT: Setting = Setting {
     what: "tsize measuring limit",
     builder: "Config::tsize_measure_limit",
@@ -133,8 +159,13 @@ const TSIZE_MEASURE_LIMIT: Setting = Setting {
 
 impl Setting {
     fn error(&self, message: impl Into<String>) -> Error {
+        let setting = if self.var.is_empty() {
+            format!("{} ({})", self.what, self.builder)
+        } else {
+            format!("{} ({} / {})", self.what, self.builder, self.var)
+        };
         Error::Config {
-            setting: format!("{} ({} / {})", self.what, self.builder, self.var),
+            setting,
             message: message.into(),
         }
     }
@@ -224,6 +255,70 @@ pub struct Config {
     /// [`App::strip_traceparent`](crate::App::strip_traceparent) sets.
     /// Default false.
     pub strip_traceparent: bool,
+    /// Serving the same routes over HTTP (feature `http`): off unless
+    /// [`HttpConfig::addr`] is set (`EMMER_HTTP`, `App::http`).
+    pub http: HttpConfig,
+}
+
+/// The HTTP side of a server (feature `http`): where it listens, under
+/// which path, and the limits that keep slow or hostile clients from
+/// holding memory or connections.
+///
+/// Read routes answer `GET` and `HEAD` at `<prefix><file name>`, write
+/// routes `PUT`; see the `http` feature in the crate docs.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = emmer::Config::default();
+/// config.http.addr = Some("127.0.0.1:8080".parse().unwrap());
+/// config.http.prefix = "/boot/".into();
+/// config.http.stall_timeout = Duration::from_secs(10);
+/// # #[cfg(feature = "http")]
+/// config.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// The TCP address to serve HTTP on (port 0 picks a free one); `None`
+    /// (the default) serves no HTTP. `EMMER_HTTP=host:port`,
+    /// [`App::http`](crate::App::http).
+    pub addr: Option<SocketAddr>,
+    /// The path the file names hang under: starts and ends with `/`.
+    /// Default `/`: `GET /pxelinux.0` reads `pxelinux.0`; with `/tftp/`,
+    /// `GET /tftp/pxelinux.0` does. `EMMER_HTTP_PREFIX`,
+    /// [`App::http_prefix`](crate::App::http_prefix).
+    pub prefix: String,
+    /// Connections open at once (at least 1); beyond it new connections
+    /// wait in the kernel's accept queue. Default 1024.
+    /// `EMMER_HTTP_MAX_CONNECTIONS`.
+    pub max_connections: usize,
+    /// How long a request head may take to arrive, counted from when the
+    /// connection is ready for it: so also the longest a kept-alive
+    /// connection stays idle. Default 30 s.
+    pub header_timeout: Duration,
+    /// How long a request may go without a byte moving either way (a
+    /// client that stops reading its download or sending its upload, or a
+    /// handler that takes that long to answer) before its connection is
+    /// closed. Default 30 s.
+    pub stall_timeout: Duration,
+    /// The largest request head (request line and headers) in bytes,
+    /// 8192..=1048576; beyond it the client gets 431. Default 16384.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: None,
+            prefix: "/".into(),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+        }
+    }
 }
 
 /// The documented defaults.
@@ -254,6 +349,7 @@ impl Default for Config {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             tsize_measure_limit: 0,
             strip_traceparent: false,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -279,6 +375,9 @@ impl Config {
     /// | `EMMER_ROLLOVER` | [`App::rollover`](crate::App::rollover) | block after 65535: `0` or `1` | `0` |
     /// | `EMMER_REFUSE_OPTIONS` | [`App::refuse_option`](crate::App::refuse_option) | options never acknowledged, comma-separated [`TftpOption`] names | none |
     /// | `EMMER_TSIZE_MEASURE_LIMIT` | [`Config::tsize_measure_limit`] | bytes read ahead to learn the tsize of a stream of unknown size | `0` |
+    /// | `EMMER_HTTP` | [`App::http`](crate::App::http) | serve the routes over HTTP too, on this `host:port` (feature `http`) | off |
+    /// | `EMMER_HTTP_PREFIX` | [`App::http_prefix`](crate::App::http_prefix) | the URL path the file names hang under | `/` |
+    /// | `EMMER_HTTP_MAX_CONNECTIONS` | [`HttpConfig::max_connections`] | HTTP connections open at once | `1024` |
     ///
     /// An unset or blank variable leaves the default.
     ///
@@ -377,6 +476,18 @@ impl Config {
         if let Some(n) = TSIZE_MEASURE_LIMIT.parse(lookup, "a size in bytes")? {
             c.tsize_measure_limit = n;
         }
+        if let Some(addr) = HTTP.parse(
+            lookup,
+            "an address and port such as 0.0.0.0:8080 or [::]:80",
+        )? {
+            c.http.addr = Some(addr);
+        }
+        if let Some(prefix) = HTTP_PREFIX.parse(lookup, "a path such as / or /tftp/")? {
+            c.http.prefix = prefix;
+        }
+        if let Some(n) = HTTP_MAX_CONNECTIONS.parse(lookup, "a count such as 1024")? {
+            c.http.max_connections = n;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -389,7 +500,10 @@ impl Config {
     /// - its bounds: 1 ms <= shortest <= longest <= 255 s;
     /// - largest blksize: 8..=65464 (RFC 2348);
     /// - largest windowsize: at least 1 (RFC 7440);
-    /// - transfer limit: at least 1.
+    /// - transfer limit: at least 1;
+    /// - HTTP ([`HttpConfig`]): an address only with the `http` feature; a
+    ///   prefix that starts and ends with `/`; at least one connection;
+    ///   timeouts of at least 1 ms; a head limit in 8192..=1048576.
     ///
     /// # Errors
     ///
@@ -452,7 +566,7 @@ impl Config {
         if self.max_transfers == 0 {
             return Err(MAX_TRANSFERS.error("must be at least 1, not 0"));
         }
-        Ok(())
+        self.http.validate()
     }
 
     /// Leaves `option` out of every OACK.
@@ -464,6 +578,42 @@ impl Config {
             TftpOption::Timeout => o.timeout = false,
             TftpOption::Tsize => o.tsize = false,
         }
+    }
+}
+
+impl HttpConfig {
+    /// The HTTP part of [`Config::validate`].
+    fn validate(&self) -> Result<()> {
+        if let (Some(addr), false) = (self.addr, cfg!(feature = "http")) {
+            return Err(HTTP.error(format!(
+                "{addr} is set, but this program was built without emmer's `http` feature; \
+                 enable it (emmer = {{ features = [\"http\"] }}) or unset {}",
+                HTTP.var
+            )));
+        }
+        let p = &self.prefix;
+        let plain = p
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b'?' | b'#'));
+        if !p.starts_with('/') || !p.ends_with('/') || !plain {
+            return Err(HTTP_PREFIX.error(format!(
+                "must be a path that starts and ends with '/', such as / or /tftp/, \
+                 without spaces, '%', '?' or '#', not {p:?}"
+            )));
+        }
+        if self.max_connections == 0 {
+            return Err(HTTP_MAX_CONNECTIONS.error("must be at least 1, not 0"));
+        }
+        for t in [self.header_timeout, self.stall_timeout] {
+            if t < MIN_RETRANSMIT_TIMEOUT {
+                return Err(HTTP_TIMEOUTS.error(format!("must be at least 1 ms, not {t:?}")));
+            }
+        }
+        let h = self.max_header_bytes;
+        if !(8192..=1 << 20).contains(&h) {
+            return Err(HTTP_MAX_HEADER.error(format!("must be in 8192..=1048576, not {h}")));
+        }
+        Ok(())
     }
 }
 

@@ -220,6 +220,14 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The server could not bind its HTTP listener
+    /// ([`HttpConfig::addr`](crate::HttpConfig::addr), `EMMER_HTTP`).
+    BindHttp {
+        /// The address it tried.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
     /// A configuration value (an `EMMER_*` variable, a builder call or a
     /// [`Config`](crate::Config) field) is wrong: see
     /// [`Config::validate`](crate::Config::validate).
@@ -283,6 +291,22 @@ impl fmt::Display for Error {
                 };
                 f.write_str(hint)
             }
+            Error::BindHttp { addr, source } => {
+                write!(f, "cannot bind the HTTP listener to {addr}: {source}")?;
+                let hint = match source.kind() {
+                    std::io::ErrorKind::PermissionDenied => {
+                        " (ports below 1024 need privileges; set EMMER_HTTP to a higher port or grant CAP_NET_BIND_SERVICE)"
+                    }
+                    std::io::ErrorKind::AddrInUse => {
+                        " (another process serves this port; stop it or set EMMER_HTTP to a free port)"
+                    }
+                    std::io::ErrorKind::AddrNotAvailable => {
+                        " (no interface has this address; set EMMER_HTTP to one of this machine's addresses)"
+                    }
+                    _ => "",
+                };
+                f.write_str(hint)
+            }
             Error::Config { setting, message } => write!(f, "invalid {setting}: {message}"),
             Error::Pattern {
                 pattern,
@@ -317,7 +341,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind { source, .. } => Some(source),
+            Error::Bind { source, .. } | Error::BindHttp { source, .. } => Some(source),
             Error::Io(e) => Some(e),
             _ => None,
         }

@@ -2,7 +2,8 @@
 //! refused, once it has ended, handed to the callbacks registered with
 //! [`App::on_transfer`](crate::App::on_transfer).
 //!
-//! An event says who asked (peer and local address), what (file, read or
+//! An event says who asked (peer and local address, and over which
+//! transport: TFTP, or HTTP with the `http` feature), what (file, read or
 //! write, mode, options asked for and granted), which route took it, how it
 //! went (bytes, blocks, retransmissions, duplicates received, the measured
 //! round trip, the duration) and how it ended ([`TransferOutcome`]).
@@ -40,7 +41,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime};
 
 use crate::ErrorCode;
-use crate::handler::Request;
+use crate::handler::{Request, Transport};
 use crate::proto::Mode;
 use crate::route::Kind;
 
@@ -54,13 +55,15 @@ pub const EVENT_QUEUE: usize = 4096;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TransferEvent {
+    /// The protocol that carried the request.
+    pub transport: Transport,
     /// The client's address and port.
     pub peer: SocketAddr,
     /// The server address the request arrived on.
     pub local: SocketAddr,
     /// The file name as the client sent it.
     pub filename: String,
-    /// Read (RRQ) or write (WRQ).
+    /// Read (RRQ; over HTTP `GET` or `HEAD`) or write (WRQ; `PUT`).
     pub kind: Kind,
     /// The transfer mode the client asked for.
     pub mode: Mode,
@@ -77,9 +80,10 @@ pub struct TransferEvent {
     /// none).
     pub granted: Vec<(String, String)>,
     /// Payload bytes acknowledged by the client (read) or received in order
-    /// (write).
+    /// (write). Over HTTP: body bytes sent (read) or received (write).
     pub bytes: u64,
-    /// Blocks acknowledged (read) or received in order (write).
+    /// Blocks acknowledged (read) or received in order (write); 0 over
+    /// HTTP.
     pub blocks: u64,
     /// Packets the server sent again (timeouts, repeated requests).
     pub retransmits: u64,
@@ -98,8 +102,12 @@ pub struct TransferEvent {
     /// How it ended.
     pub outcome: TransferOutcome,
     /// The W3C `traceparent` appended to the file name, if any (see
-    /// [`Traceparent`](crate::Traceparent)); `filename` keeps it.
+    /// [`Traceparent`](crate::Traceparent)); `filename` keeps it. Over
+    /// HTTP, a `traceparent` header's comes first.
     pub traceparent: Option<crate::Traceparent>,
+    /// The HTTP status of the response (HTTP only): 200, 206 for a range,
+    /// 404 for a missing file, and so on.
+    pub status: Option<u16>,
 }
 
 /// How a transfer ended.
@@ -113,7 +121,8 @@ pub enum TransferOutcome {
     /// accepted (write).
     Complete,
     /// The client answered the OACK with an ERROR: it only wanted the
-    /// options (UEFI firmware asks for `tsize` this way).
+    /// options (UEFI firmware asks for `tsize` this way); over HTTP, a
+    /// `HEAD` request, answered with the headers of a `GET`.
     SizeProbe,
     /// The client sent an ERROR and the transfer stopped.
     ClientError {
@@ -130,8 +139,12 @@ pub enum TransferOutcome {
         /// The message sent.
         message: String,
     },
-    /// The client stopped answering.
+    /// The client stopped answering (over HTTP: no byte moved for
+    /// [`HttpConfig::stall_timeout`](crate::config::HttpConfig::stall_timeout)).
     TimedOut,
+    /// The client closed its connection before the response was sent
+    /// whole, or before its upload was (HTTP).
+    Disconnected,
     /// A different request from the same client address and port replaced
     /// this transfer.
     Superseded,
@@ -161,8 +174,8 @@ impl TransferOutcome {
     }
 
     /// A short, stable name, fit for a metric label: `complete`,
-    /// `size-probe`, `client-error`, `error`, `timeout`, `superseded`,
-    /// `refused`.
+    /// `size-probe`, `client-error`, `error`, `timeout`, `disconnected`,
+    /// `superseded`, `refused`.
     ///
     /// # Examples
     ///
@@ -177,6 +190,7 @@ impl TransferOutcome {
             Self::ClientError { .. } => "client-error",
             Self::ServerError { .. } => "error",
             Self::TimedOut => "timeout",
+            Self::Disconnected => "disconnected",
             Self::Superseded => "superseded",
             Self::Refused(_) => "refused",
         }
@@ -222,6 +236,7 @@ impl TransferEvent {
     /// The event of a request, before anything is known of its transfer.
     pub(crate) fn blank(kind: Kind, request: &Request, started: SystemTime) -> Self {
         Self {
+            transport: request.transport(),
             peer: request.peer(),
             local: request.local_addr(),
             filename: request.filename().to_owned(),
@@ -240,6 +255,7 @@ impl TransferEvent {
             duration: Duration::ZERO,
             outcome: TransferOutcome::Complete,
             traceparent: request.traceparent().cloned(),
+            status: None,
         }
     }
 }

@@ -74,6 +74,54 @@
 //! feature `metrics`, transfers are counted through the `metrics` facade:
 //! see [`metrics`].
 //!
+//! ## HTTP (feature `http`)
+//!
+//! Netboot is TFTP for the first stage and HTTP for the rest (iPXE, UEFI
+//! HTTP Boot, u-boot's `wget`). With the `http` feature, [`App::http`] (or
+//! `EMMER_HTTP=host:port`) serves the same route table over HTTP/1.1 as
+//! well: read routes answer `GET` and `HEAD` under a prefix
+//! ([`App::http_prefix`], `/` by default), write routes `PUT`. Handlers,
+//! captures, extractors and [`State`] work unchanged; [`Request::transport`]
+//! says [`Transport::Http`] and the client is the TCP peer. A route can keep
+//! to one transport (`transports = "tftp"`).
+//!
+//! ```no_run
+//! # #[cfg(feature = "http")]
+//! # fn main() -> emmer::Result<()> {
+//! use emmer::{App, ReadBody, TftpError, route_read};
+//!
+//! // A per-MAC iPXE script, over TFTP and HTTP alike.
+//! #[route_read(r"boot/(?P<mac>[0-9a-f-]{17})\.ipxe")]
+//! fn script(mac: String) -> String {
+//!     format!("#!ipxe\nkernel http://10.0.0.1:8080/vmlinuz mac={mac}\nboot\n")
+//! }
+//!
+//! // The kernel, streamed over HTTP only.
+//! #[route_read("vmlinuz", transports = "http")]
+//! async fn kernel() -> Result<ReadBody, TftpError> {
+//!     Ok(ReadBody::file("/srv/boot/vmlinuz").await?)
+//! }
+//!
+//! let app = App::new().http("0.0.0.0:8080".parse().unwrap());
+//! tokio::runtime::Runtime::new()?.block_on(app.serve())
+//! # }
+//! # #[cfg(not(feature = "http"))]
+//! # fn main() {}
+//! ```
+//!
+//! Responses carry `Content-Length` whenever the size is known (a buffer,
+//! a file, a measured stream), so firmware that asks with `HEAD` first
+//! learns it; files and sized streams serve a byte `Range` (206, or 416
+//! outside the body); streams of unknown size go out chunked. A TFTP error
+//! becomes a status (1 → 404, 2 → 403, 3 → 507, 6 → 409, others → 500)
+//! with its message as the body. A `PUT` streams into the handler's
+//! [`Upload`] with the same limits as over TFTP (413 over them) and the
+//! same memory budget for `data` handlers. Connections are kept alive and
+//! bounded: [`HttpConfig`] caps their number, the request head's size and
+//! time, and how long a request may go without a byte moving. Every
+//! request ends in one log line and one [`TransferEvent`] with
+//! `transport: Http` and its `status`.
+//!
 //! ## Protocol
 //!
 //! The engine in [`proto`] implements RFC 1350 (octet and netascii, block
@@ -89,6 +137,8 @@ mod error;
 pub mod event;
 pub mod fs;
 pub mod handler;
+#[cfg(feature = "http")]
+mod http;
 pub mod metrics;
 pub mod proto;
 pub mod route;
@@ -100,13 +150,13 @@ pub mod __private;
 
 pub use app::App;
 pub use bytes::Bytes;
-pub use config::{Config, Ports, TftpOption, UnknownOptionError};
+pub use config::{Config, HttpConfig, Ports, TftpOption, UnknownOptionError};
 pub use emmer_macros::{route_read, route_write};
 pub use error::{Error, ErrorCode, Result, TftpError};
 pub use event::{TransferEvent, TransferOutcome};
 pub use handler::{
     FromRequest, IntoReadResponse, IntoWriteResponse, Peer, ReadBody, Request, Sharing, State,
-    Traceparent, Upload,
+    Traceparent, Transport, Upload,
 };
 pub use proto::{Mode, Rollover};
 pub use route::{RouteLimits, RoutePattern};
@@ -116,8 +166,10 @@ pub use server::{Server, ShutdownHandle};
 /// process is told to stop.
 ///
 /// Listens on 127.0.0.1:3942 unless `EMMER_HOST` / `EMMER_PORT` (or the other
-/// `EMMER_*` variables, see [`Config::from_env`]) say otherwise. Starts a
-/// multi-threaded tokio runtime; from async code use [`App::serve`].
+/// `EMMER_*` variables, see [`Config::from_env`]) say otherwise; serves the
+/// same routes over HTTP too when `EMMER_HTTP=host:port` is set (feature
+/// `http`). Starts a multi-threaded tokio runtime; from async code use
+/// [`App::serve`].
 ///
 /// SIGTERM (what a Kubernetes rolling update sends) and SIGINT (Ctrl-C)
 /// stop it cleanly: no new requests are taken, running transfers get

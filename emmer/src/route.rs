@@ -36,6 +36,14 @@
 //! requests for the same file name share one handler call and one body, and
 //! the body is kept for the given time. See [`Sharing`] for what is shared
 //! and what a shared handler may take.
+//! # Transports
+//!
+//! A route serves every transport the server speaks: TFTP, and HTTP when
+//! the server has it ([`App::http`](crate::App::http), feature `http`).
+//! `#[route_read("…", transports = "tftp")]` (or [`RoutePattern::transports`])
+//! keeps it to one; a request over another transport does not see it and
+//! goes on to the next route. Two routes of the same kind may share a
+//! pattern when they serve different transports.
 
 use std::cmp::Reverse;
 use std::fmt;
@@ -46,8 +54,104 @@ use regex::{Regex, RegexSet};
 
 use crate::__private::{Location, Need, NoMatch, ReadCall, RouteDef, RouteFn, WriteCall};
 use crate::handler::shared::SharedBodies;
-use crate::handler::{Capture, Request, Sharing, StateMap};
+use crate::handler::{Capture, Request, Sharing, StateMap, Transport};
 use crate::{Error, TftpError};
+
+/// The transports a route serves: [`Transports::ALL`] (the default),
+/// [`Transports::TFTP`] or [`Transports::HTTP`].
+///
+/// # Examples
+///
+/// ```
+/// use emmer::Transport;
+/// use emmer::route::Transports;
+///
+/// assert!(Transports::ALL.contains(Transport::Http));
+/// assert!(!Transports::TFTP.contains(Transport::Http));
+/// assert_eq!(Transports::TFTP.union(Transports::HTTP), Transports::ALL);
+/// assert_eq!(Transports::HTTP.to_string(), "http");
+/// assert_eq!("tftp, http".parse::<Transports>(), Ok(Transports::ALL));
+/// assert!("ftp".parse::<Transports>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Transports(u8);
+
+impl Transports {
+    /// TFTP only.
+    pub const TFTP: Transports = Transports(1);
+    /// HTTP only.
+    pub const HTTP: Transports = Transports(2);
+    /// Every transport (the default).
+    pub const ALL: Transports = Transports(3);
+
+    /// The set holding only `transport`.
+    pub const fn only(transport: Transport) -> Transports {
+        match transport {
+            Transport::Tftp => Self::TFTP,
+            Transport::Http => Self::HTTP,
+        }
+    }
+
+    /// Whether the set holds `transport`.
+    pub const fn contains(self, transport: Transport) -> bool {
+        self.0 & Self::only(transport).0 != 0
+    }
+
+    /// The transports of either set.
+    pub const fn union(self, other: Transports) -> Transports {
+        Transports(self.0 | other.0)
+    }
+
+    /// Whether the sets share a transport.
+    pub const fn intersects(self, other: Transports) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl Default for Transports {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl From<Transport> for Transports {
+    fn from(t: Transport) -> Self {
+        Self::only(t)
+    }
+}
+
+impl fmt::Display for Transports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [Transport::Tftp, Transport::Http]
+            .into_iter()
+            .filter(|t| self.contains(*t))
+            .map(Transport::as_str)
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl std::str::FromStr for Transports {
+    type Err = String;
+
+    /// A comma-separated list of `tftp` and `http`, as the macros' and
+    /// `transports = "…"` take it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut set = Transports(0);
+        for name in s.split(',').map(str::trim) {
+            set = set.union(match name.to_ascii_lowercase().as_str() {
+                "tftp" => Self::TFTP,
+                "http" => Self::HTTP,
+                _ => {
+                    return Err(format!(
+                        "{name:?} is not a transport; the transports are tftp and http"
+                    ));
+                }
+            });
+        }
+        Ok(set)
+    }
+}
 
 /// Read or write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +215,7 @@ pub struct RoutePattern {
     pub(crate) priority: i32,
     pub(crate) limits: RouteLimits,
     pub(crate) sharing: Option<Sharing>,
+    pub(crate) transports: Transports,
 }
 
 impl RoutePattern {
@@ -122,7 +227,32 @@ impl RoutePattern {
             priority: 0,
             limits: RouteLimits::default(),
             sharing: None,
+            transports: Transports::ALL,
         }
+    }
+
+    /// The transports the route serves (default all), as the macros'
+    /// `transports = "tftp"`: a request over another one does not see the
+    /// route.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Request, RoutePattern, Transport};
+    /// use emmer::route::Transports;
+    ///
+    /// let app = App::empty()
+    ///     .route_read(RoutePattern::new("boot").transports(Transports::TFTP), |_: &Request| "tftp")
+    ///     .route_read(RoutePattern::new("boot").transports(Transport::Http), |_: &Request| "http");
+    /// assert_eq!(app.read("boot").await.unwrap(), b"tftp");
+    /// assert_eq!(app.read("boot").transport(Transport::Http).await.unwrap(), b"http");
+    /// # }
+    /// ```
+    pub fn transports(mut self, transports: impl Into<Transports>) -> Self {
+        self.transports = transports.into();
+        self
     }
 
     /// Routes with a higher priority are tried first (default 0; may be
@@ -264,6 +394,7 @@ pub(crate) struct RouteSpec {
     priority: i32,
     pub(crate) limits: RouteLimits,
     pub(crate) sharing: Option<Sharing>,
+    pub(crate) transports: Transports,
     name: String,
     origin: Origin,
     /// The module of a macro route's function.
@@ -284,6 +415,7 @@ impl RouteSpec {
             priority: def.priority,
             limits: def.limits,
             sharing: def.sharing,
+            transports: def.transports,
             name: def.name.to_owned(),
             origin: Origin::Macro(def.location),
             module: Some(def.module),
@@ -324,6 +456,7 @@ impl RouteSpec {
             priority,
             limits: RouteLimits::default(),
             sharing: None,
+            transports: Transports::ALL,
             origin: Origin::Builder(index),
             module: None,
             needs: &[],
@@ -346,6 +479,7 @@ impl RouteSpec {
             kind: self.kind(),
             pattern: self.pattern.clone(),
             priority: self.priority,
+            transports: self.transports,
             name: self.name.clone(),
             location: self.origin.to_string(),
         }
@@ -358,6 +492,7 @@ impl fmt::Debug for RouteSpec {
             .field("kind", &self.kind())
             .field("pattern", &self.pattern)
             .field("priority", &self.priority)
+            .field("transports", &self.transports)
             .field("name", &self.name)
             .field("origin", &self.origin.to_string())
             .finish()
@@ -378,6 +513,7 @@ struct Route<H> {
     limits: RouteLimits,
     /// The bodies a read route shares, when it does.
     shared: Option<Arc<SharedBodies>>,
+    transports: Transports,
     regex: Regex,
     /// The names of the pattern's capture groups, shared by every request.
     groups: Vec<Arc<str>>,
@@ -399,6 +535,8 @@ pub struct RouteInfo {
     pub pattern: String,
     /// The priority.
     pub priority: i32,
+    /// The transports it serves.
+    pub transports: Transports,
     /// The handler's name.
     pub name: String,
     /// Where it was declared.
@@ -432,10 +570,11 @@ impl RouteTable {
             (Reverse(a.priority), &a.origin).cmp(&(Reverse(b.priority), &b.origin))
         });
         for (i, a) in specs.iter().enumerate() {
-            if let Some(b) = specs[..i]
-                .iter()
-                .find(|b| b.kind() == a.kind() && b.pattern == a.pattern)
-            {
+            if let Some(b) = specs[..i].iter().find(|b| {
+                b.kind() == a.kind()
+                    && b.pattern == a.pattern
+                    && b.transports.intersects(a.transports)
+            }) {
                 return Err(Error::DuplicateRoute {
                     kind: a.kind().as_str(),
                     pattern: a.pattern.clone(),
@@ -520,6 +659,7 @@ impl<C> Route<Bind<C>> {
             }),
             limits: spec.limits,
             shared: spec.sharing.map(SharedBodies::new),
+            transports: spec.transports,
             regex,
             groups,
             handler,
@@ -543,6 +683,9 @@ impl<C> Table<Bind<C>> {
         let name = req.filename();
         for index in self.set.matches(name).iter() {
             let route = &self.routes[index];
+            if !route.transports.contains(req.transport()) {
+                continue;
+            }
             let Some(caps) = route.regex.captures(name) else {
                 continue;
             };

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use emmer::testing::{Client, ClientError};
 
-use super::support::{TempDir, noise};
+use super::support::{CLIENT_LIMIT, TempDir, noise, run_async};
 
 /// `target/<profile>/examples/<name>`, built by `cargo test --workspace`.
 fn binary(name: &str) -> Option<PathBuf> {
@@ -30,6 +30,8 @@ fn binary(name: &str) -> Option<PathBuf> {
 struct Example {
     child: Child,
     addr: SocketAddr,
+    /// Where it serves HTTP, when `EMMER_HTTP` is set.
+    http: Option<SocketAddr>,
 }
 
 /// Drops ANSI colour sequences from a log line.
@@ -74,6 +76,8 @@ impl Example {
             }
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let wants_http = env.iter().any(|(k, _)| *k == "EMMER_HTTP");
+        let (mut addr, mut http) = (None, None);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = match rx.recv_timeout(left) {
@@ -84,11 +88,24 @@ impl Example {
                     panic!("the example printed no listening address within 30 s: {e}");
                 }
             };
-            if let Some(rest) = line.split("emmer listening addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                return Example { child, addr };
+            let field = |tag: &str| {
+                let rest = line.split(tag).nth(1)?;
+                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+            };
+            if let Some(a) = field("emmer listening addr=") {
+                addr = Some(a);
+            }
+            if let Some(a) = field("emmer http listening addr=") {
+                http = Some(a);
+            }
+            if let (Some(addr), true) = (addr, http.is_some() || !wants_http) {
+                return Example { child, addr, http };
             }
         }
+    }
+
+    fn http_url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.http.expect("EMMER_HTTP was set"))
     }
 
     fn client(&self) -> Client {
@@ -247,6 +264,25 @@ async fn uploads_stores_backups_of_known_switches_only() {
     assert!(!dir.join("sw-2.cfg").exists());
 }
 
+/// `EMMER_HTTP` reaches `emmer::run()`: the hello example answers over
+/// HTTP too, with the same handlers.
+#[tokio::test]
+async fn run_serves_http_when_emmer_http_is_set() {
+    let Some(ex) = start("hello", vec![], vec![("EMMER_HTTP", "127.0.0.1:0".into())]).await else {
+        return;
+    };
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "30", "-i"])
+        .arg(ex.http_url("anything"));
+    let out = run_async(cmd, None, CLIENT_LIMIT).await;
+    out.assert_success();
+    let text = out.text();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-length: 14"), "{text}");
+    assert!(text.ends_with("\r\n\r\nexample_output"), "{text}");
+    assert_eq!(ex.client().get("x").await.unwrap(), b"example_output");
+}
+
 /// SIGTERM (a rolling update) and SIGINT stop `emmer::run()` cleanly: the
 /// process exits 0 within the grace period.
 #[tokio::test]
@@ -351,4 +387,96 @@ async fn metrics_are_scraped_with_curl() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The netboot walk-through as a program: the boot program over TFTP only,
+/// `autoexec.ipxe` pointing at HTTP, a per-MAC script rendered from the
+/// inventory over HTTP (and TFTP), the kernel streamed over HTTP only.
+#[tokio::test]
+async fn netboot_serves_each_stage_over_its_transport() {
+    let dir = TempDir::new("example-netboot");
+    std::fs::create_dir_all(dir.join("tftp")).unwrap();
+    std::fs::create_dir_all(dir.join("images/debian-12")).unwrap();
+    let ipxe = noise(200_000, 31);
+    let kernel = noise(3 << 20, 32);
+    std::fs::write(dir.join("tftp/ipxe.efi"), &ipxe).unwrap();
+    std::fs::write(dir.join("images/debian-12/vmlinuz"), &kernel).unwrap();
+    std::fs::write(dir.join("images/debian-12/initrd.img"), b"initrd").unwrap();
+    let root = dir.join("").to_string_lossy().into_owned();
+    let Some(ex) = start(
+        "netboot",
+        vec![root],
+        vec![("EMMER_HTTP", "127.0.0.1:0".into())],
+    )
+    .await
+    else {
+        return;
+    };
+    let http = ex.http.unwrap();
+    let curl = |args: Vec<String>| async move {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "30", "-i"]).args(args);
+        let out = run_async(cmd, None, CLIENT_LIMIT).await;
+        out.assert_success();
+        out.stdout
+    };
+    let split = |raw: Vec<u8>| {
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        (head, raw[end + 4..].to_vec())
+    };
+
+    // 1. The boot program, over TFTP only.
+    let got = ex
+        .client()
+        .tsize(true)
+        .blksize(1428)
+        .get("ipxe.efi")
+        .await
+        .unwrap();
+    assert_eq!(got, ipxe);
+    let (head, _) = split(curl(vec![ex.http_url("ipxe.efi")]).await);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    // 2. autoexec.ipxe over TFTP points at the HTTP side.
+    let auto = String::from_utf8(ex.client().get("autoexec.ipxe").await.unwrap()).unwrap();
+    let chain = format!("chain http://{http}/boot/${{mac:hexhyp}}.ipxe");
+    assert!(auto.contains(&chain), "{auto}");
+
+    // 3. The machine's script, rendered from the inventory.
+    let (head, body) = split(curl(vec![ex.http_url("boot/52-54-00-12-34-56.ipxe")]).await);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let script = String::from_utf8(body).unwrap();
+    assert!(script.starts_with("#!ipxe\n"), "{script}");
+    assert!(script.contains("hostname=web-1"), "{script}");
+    let kernel_url = format!("http://{http}/images/debian-12/vmlinuz");
+    assert!(
+        script.contains(&format!("kernel {kernel_url} ")),
+        "{script}"
+    );
+    let over_tftp = ex
+        .client()
+        .get("boot/52-54-00-12-34-56.ipxe")
+        .await
+        .unwrap();
+    assert!(String::from_utf8(over_tftp).unwrap().contains("over tftp"));
+    let (head, _) = split(curl(vec![ex.http_url("boot/00-00-00-00-00-01.ipxe")]).await);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let (_, body) = split(curl(vec![ex.http_url("boot/default.ipxe")]).await);
+    assert!(String::from_utf8(body).unwrap().ends_with("exit\n"));
+
+    // 4. The kernel, over HTTP with its length (HEAD first, as UEFI does),
+    //    a range, and not over TFTP.
+    let (head, body) = split(curl(vec!["-I".into(), kernel_url.clone()]).await);
+    assert!(
+        head.contains(&format!("content-length: {}", kernel.len())),
+        "{head}"
+    );
+    assert!(body.is_empty());
+    let (_, body) = split(curl(vec![kernel_url.clone()]).await);
+    assert!(body == kernel, "the kernel arrived whole");
+    let (head, body) = split(curl(vec!["-r".into(), "1000-1999".into(), kernel_url]).await);
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert_eq!(body, &kernel[1000..2000]);
+    assert_eq!(code(ex.client().get("images/debian-12/vmlinuz").await), 1);
 }

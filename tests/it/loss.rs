@@ -44,7 +44,9 @@
 //! enough for the suite to finish in about a minute; the link's round trip
 //! is well under a millisecond, so none of them fires early:
 //!
-//! - The server retransmits after 100 ms, doubling up to 8 s, 7 times
+//! - The server retransmits after 100 ms before it has measured the round
+//!   trip and after 200 ms (the floor of the adapted timeout) once it has,
+//!   doubling up to 8 s, 7 times
 //!   (`EMMER_TIMEOUT_MS=100`, `EMMER_RETRIES=7`): it waits 25 s for a silent
 //!   client, about as long as with its defaults (1 s, 5 retries: 23 s), and
 //!   its longest pause (6.4 s) is longer than any client's timer, as with
@@ -65,7 +67,7 @@
 //!   restarting: about 2.5 s per lost block (11 s with its default 5 s),
 //!   hence its smaller upload ([`HPA_PUT`]). atftp sends one extra ACK for
 //!   a repeated block and then ignores the repeats until its timer fires.
-//! - `emmer::testing::Client` retransmits after 200 ms; curl and busybox
+//! - `emmer::testing::Client` retransmits after 200 ms, 20 times; curl and busybox
 //!   keep their own timers (curl: 5 s with `--max-time 100`; busybox: 50 ms,
 //!   doubling).
 
@@ -335,7 +337,12 @@ impl Case {
     /// The transfer with `emmer::testing::Client`, retransmitting after
     /// 200 ms.
     fn emmer(self, addr: SocketAddr, local: &Path) -> Result<(), String> {
-        let mut client = Client::new(addr).wait(Duration::from_millis(200));
+        // Patient enough for the server's backoff after three losses of
+        // one block in a row (0.2 + 0.4 + 0.8 + 1.6 s): a client that does
+        // not abandon the transfer.
+        let mut client = Client::new(addr)
+            .wait(Duration::from_millis(200))
+            .retries(20);
         if let Some(b) = self.opts.blksize {
             client = client.blksize(b);
         }

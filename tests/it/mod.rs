@@ -29,6 +29,9 @@
 //!   that link: byte-exact under 5% loss and 2% duplication.
 //! - [`shared`]: shared bodies: one handler call for a storm, the same bytes
 //!   for a size probe and its download.
+//! - [`http`]: the same routes over HTTP with curl and wget: GET, HEAD,
+//!   ranges, PUT, statuses, limits, keep-alive, slow clients, one handler
+//!   answering both transports.
 
 mod api;
 mod clients;
@@ -38,6 +41,7 @@ mod engine;
 mod events;
 mod examples;
 mod hostile;
+mod http;
 mod interop;
 mod loss;
 mod netns;

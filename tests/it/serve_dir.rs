@@ -14,7 +14,9 @@ use emmer::testing::{Client, TestServer};
 use emmer::{App, ErrorCode, Mode, Request};
 
 use super::clients::Kind;
-use super::support::{TempDir, assert_bytes_eq, noise, read, run, text_body};
+use super::support::{
+    CLIENT_LIMIT, TempDir, assert_bytes_eq, noise, read, run, run_async, text_body,
+};
 
 /// A served tree and a secret outside it:
 ///
@@ -481,6 +483,8 @@ fn example_binary() -> Option<PathBuf> {
 struct Running {
     child: Child,
     addr: SocketAddr,
+    /// Where it serves HTTP (`EMMER_HTTP`), if it does.
+    http: Option<SocketAddr>,
 }
 
 impl Running {
@@ -506,6 +510,7 @@ impl Running {
         let mut running = Self {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            http: None,
         };
         let line = rx
             .recv_timeout(Duration::from_secs(30))
@@ -514,6 +519,15 @@ impl Running {
             .strip_prefix("serve_dir: listening on ")
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from serve_dir: {line:?}"));
+        if env.iter().any(|(k, _)| *k == "EMMER_HTTP") {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("serve_dir printed no HTTP address: {e}"));
+            running.http = line
+                .strip_prefix("serve_dir: http on ")
+                .and_then(|a| a.parse().ok());
+            assert!(running.http.is_some(), "unexpected second line: {line:?}");
+        }
         running
     }
 }
@@ -636,4 +650,67 @@ fn binary_rejects_bad_arguments() {
         "{}",
         out.text()
     );
+}
+
+/// `EMMER_HTTP` serves the same directory over HTTP: reads with their
+/// length, ranges, uploads stored atomically, and the same refusals.
+#[tokio::test]
+async fn binary_serves_the_directory_over_http_with_emmer_http() {
+    let Some(bin) = example_binary() else { return };
+    let tree = Tree::new();
+    let root = tree.root_path();
+    let root = root.to_str().unwrap().to_owned();
+    let running = tokio::task::spawn_blocking(move || {
+        Running::start(
+            &bin,
+            &[&root, "--no-fsync"],
+            &[
+                ("EMMER_HOST", "127.0.0.1"),
+                ("EMMER_PORT", "0"),
+                ("EMMER_HTTP", "127.0.0.1:0"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let http = running.http.unwrap();
+    let curl = |args: Vec<String>| async move {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args);
+        let out = run_async(cmd, None, CLIENT_LIMIT).await;
+        out.assert_success();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_owned(), body.to_owned())
+    };
+    let (code, body) = curl(vec![format!("http://{http}/hello.txt")]).await;
+    assert_eq!((code.as_str(), body.as_str()), ("200", "hello\n"));
+    let (code, body) = curl(vec![
+        "-r".into(),
+        "1-3".into(),
+        format!("http://{http}/hello.txt"),
+    ])
+    .await;
+    assert_eq!((code.as_str(), body.as_str()), ("206", "ell"));
+    let (code, _) = curl(vec![
+        "--path-as-is".into(),
+        format!("http://{http}/../etc/passwd"),
+    ])
+    .await;
+    assert_eq!(code, "403");
+    let (code, _) = curl(vec![format!("http://{http}/none")]).await;
+    assert_eq!(code, "404");
+    let src = tree.root_path().join("hello.txt");
+    let (code, _) = curl(vec![
+        "-T".into(),
+        src.to_string_lossy().into_owned(),
+        format!("http://{http}/sub/copy.txt"),
+    ])
+    .await;
+    assert_eq!(code, "204");
+    assert_eq!(read(&tree.root_path().join("sub/copy.txt")), b"hello\n");
+    // TFTP still answers beside it.
+    let client = Client::new(running.addr).wait(Duration::from_secs(2));
+    assert_eq!(client.get("sub/copy.txt").await.unwrap(), b"hello\n");
 }

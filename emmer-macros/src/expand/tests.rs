@@ -232,6 +232,8 @@ fn expansion_of_a_read_route() {
     for limit in ["max_blksize", "max_windowsize", "max_upload"] {
         assert_eq!(field(limits, limit).to_token_stream().to_string(), none);
     }
+    let all = norm::<Expr>(quote!(::emmer::route::Transports::ALL));
+    assert_eq!(field(def, "transports").to_token_stream().to_string(), all);
 }
 
 #[test]
@@ -426,4 +428,26 @@ fn cfg_applies_to_the_route() {
         attrs(&x.func.attrs),
         parse(quote!(#[cfg(test)] #[doc = "d"]))
     );
+}
+
+#[test]
+fn transports_name_the_set() {
+    for (given, set) in [
+        ("tftp", quote!(TFTP)),
+        ("http", quote!(HTTP)),
+        ("tftp,http", quote!(ALL)),
+    ] {
+        let x = expansion(
+            Kind::Read,
+            quote!("x", transports = #given),
+            quote!(
+                fn f() -> &'static str {
+                    ""
+                }
+            ),
+        );
+        let got = field(&x.def, "transports").to_token_stream().to_string();
+        let want = norm::<Expr>(quote!(::emmer::route::Transports::#set));
+        assert_eq!(got, want, "{given}");
+    }
 }

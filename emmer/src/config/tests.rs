@@ -245,3 +245,66 @@ fn valid_values_round_trip_through_both_paths() {
         app.config_mut().validate().unwrap();
     }
 }
+#[test]
+fn http_settings_come_from_the_environment_and_are_checked() {
+    let msg = env_error("EMMER_HTTP", "8080").to_string();
+    assert!(msg.contains("is not an address and port"), "{msg}");
+    let msg = env_error("EMMER_HTTP_PREFIX", "tftp").to_string();
+    assert_eq!(
+        msg,
+        "invalid HTTP path prefix (App::http_prefix / EMMER_HTTP_PREFIX): must be a path \
+         that starts and ends with '/', such as / or /tftp/, without spaces, '%', '?' or \
+         '#', not \"tftp\""
+    );
+    assert!(
+        env_error("EMMER_HTTP_PREFIX", "/a b/")
+            .to_string()
+            .contains("not \"/a b/\"")
+    );
+    let msg = env_error("EMMER_HTTP_MAX_CONNECTIONS", "0").to_string();
+    assert!(
+        msg.contains("EMMER_HTTP_MAX_CONNECTIONS") && msg.contains("at least 1"),
+        "{msg}"
+    );
+    let c = Config::from_lookup(&vars(&[("EMMER_HTTP_PREFIX", "/boot/")])).unwrap();
+    assert_eq!((c.http.addr, c.http.prefix.as_str()), (None, "/boot/"));
+
+    let mut c = Config::default();
+    c.http.stall_timeout = Duration::ZERO;
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(
+        msg.starts_with(
+            "invalid HTTP timeouts (HttpConfig::header_timeout, HttpConfig::stall_timeout): "
+        ),
+        "{msg}"
+    );
+    let mut c = Config::default();
+    c.http.max_header_bytes = 100;
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("8192..=1048576")
+    );
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn emmer_http_sets_the_address() {
+    let c = Config::from_lookup(&vars(&[("EMMER_HTTP", "[::]:8080")])).unwrap();
+    assert_eq!(c.http.addr, Some("[::]:8080".parse().unwrap()));
+}
+
+/// Without the feature the variable cannot be served: a start-up error
+/// says how to get it, rather than silence.
+#[cfg(not(feature = "http"))]
+#[test]
+fn emmer_http_without_the_feature_says_how_to_get_it() {
+    let msg = env_error("EMMER_HTTP", "0.0.0.0:8080").to_string();
+    assert_eq!(
+        msg,
+        "invalid HTTP address (App::http / EMMER_HTTP): 0.0.0.0:8080 is set, but this \
+         program was built without emmer's `http` feature; enable it (emmer = { features \
+         = [\"http\"] }) or unset EMMER_HTTP"
+    );
+}

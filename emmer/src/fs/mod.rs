@@ -108,6 +108,7 @@ struct Settings {
     fsync: bool,
     backslash: bool,
     case_insensitive: bool,
+    transports: crate::route::Transports,
 }
 
 impl fmt::Debug for ServeDir {
@@ -119,6 +120,7 @@ impl fmt::Debug for ServeDir {
             .field("fsync", &s.fsync)
             .field("backslash_as_separator", &s.backslash)
             .field("case_insensitive", &s.case_insensitive)
+            .field("transports", &s.transports)
             .finish()
     }
 }
@@ -135,6 +137,7 @@ impl ServeDir {
                 fsync: true,
                 backslash: false,
                 case_insensitive: false,
+                transports: crate::route::Transports::ALL,
             }),
         }
     }
@@ -201,6 +204,35 @@ impl ServeDir {
     /// ```
     pub fn case_insensitive(self, on: bool) -> Self {
         self.with(|s| s.case_insensitive = on)
+    }
+
+    /// The transports the mount serves (default all): a boot loader over
+    /// TFTP only, kernels over HTTP only (see
+    /// [`Transports`](crate::route::Transports)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::{App, Transport, fs::ServeDir, route::Transports};
+    /// let root = std::env::temp_dir().join(format!("emmer-doc-tr-{}", std::process::id()));
+    /// std::fs::create_dir_all(&root).unwrap();
+    /// std::fs::write(root.join("vmlinuz"), "kernel").unwrap();
+    /// let app = App::empty().serve_dir("", ServeDir::new(&root).transports(Transports::HTTP));
+    /// assert_eq!(app.read("vmlinuz").transport(Transport::Http).await.unwrap(), b"kernel");
+    /// assert!(app.read("vmlinuz").await.is_err(), "not over TFTP");
+    /// # std::fs::remove_dir_all(&root).unwrap();
+    /// # }
+    /// ```
+    pub fn transports(self, transports: impl Into<crate::route::Transports>) -> Self {
+        let t = transports.into();
+        self.with(|s| s.transports = t)
+    }
+
+    /// The transports the mount serves ([`transports`](Self::transports)).
+    pub(crate) fn transports_served(&self) -> crate::route::Transports {
+        self.inner.transports
     }
 
     /// The root directory, as given.

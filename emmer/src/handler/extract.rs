@@ -34,7 +34,7 @@ use crate::TftpError;
     message = "`{Self}` cannot be bound as a handler parameter",
     label = "not bindable",
     note = "by name, a handler can take: client_host (IpAddr), client_port (u16), filename (&str, String, PathBuf), mode, data (write routes), and the named capture groups of its pattern (any FromStr type)",
-    note = "by type, a handler can take: Peer, SocketAddr, &Request / Request, State<T>, Option<Traceparent>, Upload (write routes), and any type that implements emmer::FromRequest"
+    note = "by type, a handler can take: Peer, SocketAddr, &Request / Request, State<T>, Option<Traceparent>, Transport, Upload (write routes), and any type that implements emmer::FromRequest"
 )]
 pub trait FromRequest: Sized {
     /// What the client is told when binding fails.
@@ -78,6 +78,14 @@ impl FromRequest for SocketAddr {
     type Rejection = std::convert::Infallible;
     fn from_request(req: &Request) -> Result<Self, Self::Rejection> {
         Ok(req.peer())
+    }
+}
+
+/// The protocol that carried the request.
+impl FromRequest for super::Transport {
+    type Rejection = std::convert::Infallible;
+    fn from_request(req: &Request) -> Result<Self, Self::Rejection> {
+        Ok(req.transport())
     }
 }
 

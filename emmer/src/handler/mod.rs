@@ -51,6 +51,7 @@ pub struct Request {
 pub(crate) type Capture = (Arc<str>, Option<String>);
 
 struct Inner {
+    transport: Transport,
     peer: SocketAddr,
     local: SocketAddr,
     filename: String,
@@ -64,6 +65,7 @@ struct Inner {
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
+            .field("transport", &self.inner.transport)
             .field("peer", &self.inner.peer)
             .field("local", &self.inner.local)
             .field("filename", &self.inner.filename)
@@ -76,9 +78,11 @@ impl fmt::Debug for Request {
 
 impl Request {
     /// Starts building a request, for tests of handlers and extractors.
-    /// Defaults: peer 127.0.0.1:50000, local 127.0.0.1:3942, octet mode.
+    /// Defaults: TFTP, peer 127.0.0.1:50000, local 127.0.0.1:3942, octet
+    /// mode.
     pub fn builder(filename: impl Into<String>) -> RequestBuilder {
         RequestBuilder {
+            transport: Transport::Tftp,
             peer: SocketAddr::from(([127, 0, 0, 1], 50000)),
             local: SocketAddr::from(([127, 0, 0, 1], 3942)),
             filename: filename.into(),
@@ -89,7 +93,22 @@ impl Request {
         }
     }
 
-    /// The client's address and port.
+    /// Which protocol carried the request: TFTP, or HTTP (with the `http`
+    /// feature, see [`App::http`](crate::App::http)). Handlers can also
+    /// take it as a parameter of type [`Transport`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use emmer::{Request, Transport};
+    /// let req = Request::builder("boot.ipxe").transport(Transport::Http).build();
+    /// assert_eq!(req.transport(), Transport::Http);
+    /// ```
+    pub fn transport(&self) -> Transport {
+        self.inner.transport
+    }
+
+    /// The client's address and port (over HTTP, the TCP peer's).
     pub fn peer(&self) -> SocketAddr {
         self.inner.peer
     }
@@ -99,7 +118,8 @@ impl Request {
         self.inner.peer.ip()
     }
 
-    /// The client's port (its transfer ID).
+    /// The client's port (over TFTP its transfer ID, over HTTP the TCP
+    /// connection's port).
     pub fn client_port(&self) -> u16 {
         self.inner.peer.port()
     }
@@ -114,12 +134,13 @@ impl Request {
         &self.inner.filename
     }
 
-    /// The transfer mode.
+    /// The transfer mode ([`Mode::Octet`] over HTTP).
     pub fn mode(&self) -> Mode {
         self.inner.mode
     }
 
-    /// The options the client asked for (RFC 2347), names as sent.
+    /// The options the client asked for (RFC 2347), names as sent (none
+    /// over HTTP).
     pub fn options(&self) -> &[(String, String)] {
         &self.inner.options
     }
@@ -144,6 +165,7 @@ impl Request {
         let i = &self.inner;
         Request {
             inner: Arc::new(Inner {
+                transport: i.transport,
                 peer: i.peer,
                 local: i.local,
                 filename: name.to_owned(),
@@ -203,6 +225,7 @@ impl Request {
     ) -> Request {
         Request {
             inner: Arc::new(Inner {
+                transport: Transport::Tftp,
                 peer,
                 local,
                 filename: packet.filename.to_owned(),
@@ -219,6 +242,33 @@ impl Request {
         }
     }
 
+    /// A request as it arrived over HTTP, before routing: `filename` is
+    /// the decoded path below the prefix; the trace context comes from the
+    /// `traceparent` header, or else from the end of the name as over TFTP.
+    #[cfg(feature = "http")]
+    pub(crate) fn over_http(
+        peer: SocketAddr,
+        local: SocketAddr,
+        filename: String,
+        traceparent: Option<Traceparent>,
+        state: Arc<StateMap>,
+    ) -> Request {
+        let traceparent = traceparent.or_else(|| Traceparent::split_filename(&filename).1);
+        Request {
+            inner: Arc::new(Inner {
+                transport: Transport::Http,
+                peer,
+                local,
+                filename,
+                mode: Mode::Octet,
+                options: Vec::new(),
+                state,
+                traceparent,
+            }),
+            captures: Arc::new([]),
+        }
+    }
+
     /// Whether `other` asks for the same thing: file, mode and options.
     pub(crate) fn asks_same_as(&self, other: &Request) -> bool {
         let (a, b) = (&self.inner, &other.inner);
@@ -229,6 +279,7 @@ impl Request {
 /// Builds a [`Request`] by hand, for tests.
 #[derive(Debug)]
 pub struct RequestBuilder {
+    transport: Transport,
     peer: SocketAddr,
     local: SocketAddr,
     filename: String,
@@ -239,6 +290,12 @@ pub struct RequestBuilder {
 }
 
 impl RequestBuilder {
+    /// The protocol that carried the request (default TFTP).
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
     /// The client's address.
     pub fn peer(mut self, peer: SocketAddr) -> Self {
         self.peer = peer;
@@ -280,6 +337,7 @@ impl RequestBuilder {
         Request {
             inner: Arc::new(Inner {
                 traceparent: Traceparent::split_filename(&self.filename).1,
+                transport: self.transport,
                 peer: self.peer,
                 local: self.local,
                 filename: self.filename,
@@ -289,6 +347,49 @@ impl RequestBuilder {
             }),
             captures: self.captures.into(),
         }
+    }
+}
+
+/// The protocol that carried a request ([`Request::transport`]).
+///
+/// A handler can take it as a parameter (by type), and a route can be
+/// limited to one transport (`#[route_read("…", transports = "tftp")]`,
+/// [`RoutePattern::transports`](crate::RoutePattern::transports)).
+///
+/// # Examples
+///
+/// ```
+/// use emmer::{route_read, Transport};
+///
+/// #[route_read(r"greeting\.txt")]
+/// fn greeting(transport: Transport) -> String {
+///     format!("hello over {transport}\n")
+/// }
+/// assert_eq!(greeting(Transport::Http), "hello over http\n");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// TFTP (RFC 1350), over UDP.
+    Tftp,
+    /// HTTP/1.1, over TCP: `GET` and `HEAD` for read routes, `PUT` for
+    /// write routes (feature `http`).
+    Http,
+}
+
+impl Transport {
+    /// `"tftp"` or `"http"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tftp => "tftp",
+            Transport::Http => "http",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -19,6 +19,7 @@ fn def(
         priority,
         limits: RouteLimits::default(),
         sharing: None,
+        transports: Transports::ALL,
         name: "handler",
         location: Location::new(file, line, 1),
         module: "tests",
@@ -245,4 +246,49 @@ async fn the_request_a_route_sees_has_its_captures_and_shares_the_rest() {
         panic!("a string body is bytes")
     };
     assert_eq!(&b[..], b"dir=boot,n=42,ext=- 1428");
+}
+
+#[test]
+fn one_pattern_may_have_a_route_per_transport() {
+    let with = |t: Transports| {
+        let mut r = RouteSpec::builder("x".into(), 0, 0, never());
+        r.transports = t;
+        r
+    };
+    assert!(RouteTable::build(vec![with(Transports::TFTP), with(Transports::HTTP)]).is_ok());
+    for (a, b) in [
+        (Transports::ALL, Transports::HTTP),
+        (Transports::TFTP, Transports::TFTP),
+    ] {
+        let err = RouteTable::build(vec![with(a), with(b)]).err();
+        assert!(
+            matches!(err, Some(Error::DuplicateRoute { .. })),
+            "{a} and {b}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_route_kept_to_one_transport_is_not_seen_by_the_other() {
+    let mut tftp = tagged(Kind::Read, "boot/.*", "tftp only", 0);
+    tftp.transports = Transports::TFTP;
+    let table = RouteTable::build(vec![tftp, tagged(Kind::Read, ".*", "any", 1)]).unwrap();
+    let tag = |t: Transport| {
+        let d = table.dispatch_read(&Request::builder("boot/x").transport(t).build());
+        async move {
+            d.unwrap()
+                .call
+                .run()
+                .await
+                .unwrap_err()
+                .message()
+                .to_owned()
+        }
+    };
+    assert_eq!(tag(Transport::Tftp).await, "tftp only");
+    assert_eq!(
+        tag(Transport::Http).await,
+        "any",
+        "falls through to the next route"
+    );
 }

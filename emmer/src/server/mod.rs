@@ -15,12 +15,12 @@ mod listener;
 mod read;
 mod send;
 mod session;
-mod shutdown;
+pub(crate) mod shutdown;
 pub(crate) mod sim;
 pub(crate) mod socket;
-mod source;
-mod timer;
-mod transfer;
+pub(crate) mod source;
+pub(crate) mod timer;
+pub(crate) mod transfer;
 mod write;
 
 use std::net::SocketAddr;
@@ -72,6 +72,9 @@ pub(crate) struct Shared {
 pub struct Server {
     /// One listening socket per address, and its address.
     sockets: Vec<(Arc<socket::Socket>, SocketAddr)>,
+    /// The HTTP listener, and its address (feature `http`).
+    #[cfg(feature = "http")]
+    http: Option<(tokio::net::TcpListener, SocketAddr)>,
     shared: Arc<Shared>,
     shutdown: Arc<watch::Sender<Phase>>,
 }
@@ -109,9 +112,16 @@ impl Server {
             port = local.port();
             sockets.push((Arc::new(socket), local));
         }
+        #[cfg(feature = "http")]
+        let http = match config.http.addr {
+            Some(addr) => Some(crate::http::bind(addr).await?),
+            None => None,
+        };
         let (tx, _rx) = watch::channel(Phase::Running);
         Ok(Self {
             sockets,
+            #[cfg(feature = "http")]
+            http,
             shared: Arc::new(Shared {
                 buffered: crate::handler::upload::budget(config.max_buffered_uploads),
                 table,
@@ -137,6 +147,13 @@ impl Server {
         self.sockets.iter().map(|(_, a)| *a).collect()
     }
 
+    /// The address HTTP is served on (with the real port when bound to
+    /// port 0), when it is ([`App::http`](crate::App::http)).
+    #[cfg(feature = "http")]
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(_, a)| *a)
+    }
+
     /// A handle that stops the server.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.shutdown.clone())
@@ -151,6 +168,8 @@ impl Server {
     pub async fn serve(self) -> Result<()> {
         let Server {
             sockets,
+            #[cfg(feature = "http")]
+            http,
             shared,
             shutdown,
         } = self;
@@ -174,19 +193,34 @@ impl Server {
                 socket, shared, common, shutdown,
             )));
         }
+        // HTTP connections, counted like transfers for the grace period.
+        let connections = Arc::new(Semaphore::new(shared.config.http.max_connections));
+        #[cfg(feature = "http")]
+        if let Some((listener, local)) = http {
+            let prefix = &shared.config.http.prefix;
+            tracing::info!(addr = %local, %prefix, "emmer http listening");
+            listeners.push(tokio::spawn(crate::http::serve(
+                listener,
+                shared.clone(),
+                connections.clone(),
+                shutdown.clone(),
+            )));
+        }
         for l in listeners {
             let _ = l.await;
         }
         let grace = shared.config.shutdown_grace;
         tracing::info!(grace = ?grace, "shutting down; waiting for running transfers");
         let all = u32::try_from(max).unwrap_or(u32::MAX);
-        if tokio::time::timeout(grace, permits.acquire_many(all))
-            .await
-            .is_err()
-        {
+        let conns = u32::try_from(shared.config.http.max_connections).unwrap_or(u32::MAX);
+        let drained = || async {
+            let _transfers = permits.acquire_many(all).await;
+            let _connections = connections.acquire_many(conns).await;
+        };
+        if tokio::time::timeout(grace, drained()).await.is_err() {
             tracing::warn!("ending the transfers still running after the grace period");
             shutdown.send_replace(Phase::Abort);
-            let _ = tokio::time::timeout(Duration::from_secs(1), permits.acquire_many(all)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), drained()).await;
         }
         Ok(())
     }

@@ -231,6 +231,7 @@ impl Ctx<'_> {
             granted: std::mem::take(&mut self.granted),
             finish,
             ended,
+            status: None,
         }
     }
 }
@@ -311,6 +312,9 @@ pub(crate) enum Finish {
     Done(Outcome),
     /// A different request from the same client replaced it.
     Superseded,
+    /// The client closed its connection first (HTTP).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Disconnected,
 }
 
 impl Finish {
@@ -366,6 +370,8 @@ pub(crate) struct Report {
     pub(crate) finish: Finish,
     /// When the outcome became known (an upload's dally comes after).
     pub(crate) ended: Instant,
+    /// The HTTP status sent (HTTP only).
+    pub(crate) status: Option<u16>,
 }
 
 impl Report {
@@ -376,11 +382,12 @@ impl Report {
             granted: Vec::new(),
             finish,
             ended: now(),
+            status: None,
         }
     }
 
     /// The transfer's event.
-    fn into_event(
+    pub(crate) fn into_event(
         self,
         kind: Kind,
         request: &Request,
@@ -396,6 +403,7 @@ impl Report {
         (ev.bytes, ev.blocks, ev.retransmits, ev.duplicates, ev.rtt) =
             (c.bytes, c.blocks, c.retransmits, c.duplicates, c.rtt);
         ev.granted = self.granted;
+        ev.status = self.status;
         ev.duration = self.ended.saturating_duration_since(started);
         ev.outcome = match self.finish {
             Finish::Done(Outcome::Complete) => TransferOutcome::Complete,
@@ -408,11 +416,12 @@ impl Report {
             }
             Finish::Done(Outcome::TimedOut) => TransferOutcome::TimedOut,
             Finish::Superseded => TransferOutcome::Superseded,
+            Finish::Disconnected => TransferOutcome::Disconnected,
         };
         ev
     }
 
-    fn log(&self, started: Instant) {
+    pub(crate) fn log(&self, started: Instant) {
         let duration_ms = self.ended.saturating_duration_since(started).as_millis() as u64;
         let route = self.route.as_ref().map_or("-", |r| &*r.name);
         let (bytes, retransmits) = (self.counters.bytes, self.counters.retransmits);
@@ -453,6 +462,13 @@ impl Report {
                 duration_ms,
                 outcome = "superseded",
                 "the client sent a different request from the same port; this transfer stopped"
+            ),
+            Finish::Disconnected => tracing::info!(
+                route,
+                bytes,
+                duration_ms,
+                outcome = "disconnected",
+                "the client closed its connection before the transfer ended"
             ),
         }
     }

@@ -111,8 +111,25 @@ use crate::server::socket::Net;
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
+    /// Where HTTP is served, when the app asked for it.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    http: Option<SocketAddr>,
     stop: ShutdownHandle,
     net: Option<SimNet>,
+}
+
+/// What the server's thread reports once bound: the TFTP address, the HTTP
+/// address (if any) and the handle that stops it.
+type Started = crate::Result<(SocketAddr, Option<SocketAddr>, ShutdownHandle)>;
+
+#[cfg(feature = "http")]
+fn http_addr(server: &crate::Server) -> Option<SocketAddr> {
+    server.http_addr()
+}
+
+#[cfg(not(feature = "http"))]
+fn http_addr(_: &crate::Server) -> Option<SocketAddr> {
+    None
 }
 
 impl TestServer {
@@ -152,8 +169,9 @@ impl TestServer {
             .spawn(move || Self::run(app, tx))
             .unwrap_or_else(|e| panic!("test server failed to start a thread: {e}"));
         match rx.await {
-            Ok(Ok((addr, stop))) => Self {
+            Ok(Ok((addr, http, stop))) => Self {
                 addr,
+                http,
                 stop,
                 net: None,
             },
@@ -178,6 +196,7 @@ impl TestServer {
             .await
             .unwrap_or_else(|e| panic!("test server failed to start: {e}"));
         let addr = server.local_addr();
+        let http = http_addr(&server);
         let stop = server.shutdown_handle();
         tokio::spawn(async move {
             if let Err(e) = server.serve().await {
@@ -186,16 +205,14 @@ impl TestServer {
         });
         Self {
             addr,
+            http,
             stop,
             net: Some(net.clone()),
         }
     }
 
     /// The server's thread: its own runtime, bound, serving until stopped.
-    fn run(
-        app: App,
-        started: tokio::sync::oneshot::Sender<crate::Result<(SocketAddr, ShutdownHandle)>>,
-    ) {
+    fn run(app: App, started: tokio::sync::oneshot::Sender<Started>) {
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("emmer-test-server")
@@ -220,10 +237,12 @@ impl TestServer {
                     return;
                 }
             };
-            if started
-                .send(Ok((server.local_addr(), server.shutdown_handle())))
-                .is_err()
-            {
+            let bound = (
+                server.local_addr(),
+                http_addr(&server),
+                server.shutdown_handle(),
+            );
+            if started.send(Ok(bound)).is_err() {
                 return;
             }
             if let Err(e) = server.serve().await {
@@ -237,6 +256,28 @@ impl TestServer {
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the server serves HTTP, when the app asked for it with
+    /// [`App::http`] (give it `127.0.0.1:0` for a free port).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use emmer::testing::TestServer;
+    /// use emmer::{App, Request};
+    ///
+    /// let app = App::empty().route_read("motd", |_: &Request| "hi").http("127.0.0.1:0".parse().unwrap());
+    /// let server = TestServer::start(app).await;
+    /// let http = server.http_addr().expect("the app serves HTTP");
+    /// assert!(http.ip().is_loopback() && http.port() != 0);
+    /// # }
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
     }
 
     /// A client for this server with default settings (on its simulated

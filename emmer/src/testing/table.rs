@@ -83,6 +83,13 @@ impl<'a> TestRequest<'a> {
         self
     }
 
+    /// The transport that carries the request (default TFTP): routes kept
+    /// to another transport do not see it.
+    pub fn transport(mut self, transport: crate::Transport) -> Self {
+        self.builder = self.builder.transport(transport);
+        self
+    }
+
     /// An option as the client would send it.
     pub fn option(mut self, name: &str, value: &str) -> Self {
         self.builder = self.builder.option(name, value);
