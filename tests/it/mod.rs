@@ -27,6 +27,9 @@
 //!   drops and duplicates datagrams (nftables; root only).
 //! - [`loss`]: every client, get and put, lock-step and windowed, through
 //!   that link: byte-exact under 5% loss and 2% duplication.
+//! - [`replicas`]: deploying in the kernel's datapath (namespaces, veth,
+//!   nftables; root only): two replicas behind a DNAT'd VIP and a stateful
+//!   client firewall, a multi-homed server, broadcast requests, dual stack.
 
 mod api;
 mod clients;
@@ -40,6 +43,8 @@ mod interop;
 mod loss;
 mod netns;
 mod policy;
+#[cfg(target_os = "linux")]
+mod replicas;
 mod serve_dir;
 mod sim;
 mod support;
