@@ -563,8 +563,9 @@ fn single_port_mode_serves_every_client_through_a_service() {
 
 /// The same service with the default port policy: each transfer answers
 /// from a new port of the replica's own address, which the client's
-/// firewall drops, so gets and puts fail (this is what single-port mode is
-/// for).
+/// firewall drops, so every client's get and put fails (this is what
+/// single-port mode is for). All ten run at once; each system client is
+/// given 4 s (`timeout 4`), ours about 1.2 s.
 #[test]
 fn the_default_mode_fails_behind_a_service() {
     let body = noise(10_000, 72);
@@ -572,63 +573,98 @@ fn the_default_mode_fails_behind_a_service() {
         return;
     };
     let vip = Service::vip();
+    let dir = TempDir::new("rep-default");
+    let local = dir.write("local.bin", &body);
+    let body: &[u8] = &body;
     let start = Instant::now();
-    // Our client: about 1.2 s each.
-    let client = Client::new(vip).wait(Duration::from_millis(300)).retries(3);
-    let c = client.clone();
-    let got = svc
-        .lab
-        .client("client", async move || c.get("file.bin").await);
-    assert!(
-        matches!(got, Err(ClientError::Timeout)),
-        "a get through the VIP in the default mode: {:?}",
-        got.map(|d| d.len())
-    );
-    let body_ref = &body;
-    let put = svc
-        .lab
-        .client("client", async move || client.put("up.bin", body_ref).await);
-    assert!(
-        matches!(put, Err(ClientError::Timeout)),
-        "a put through the VIP in the default mode: {put:?}"
-    );
-    // curl, given 3 s.
-    if let Some(tool) = Kind::Curl.require() {
-        let dir = TempDir::new("rep-default");
-        let (mut cmd, stdin) = tool.get_command(
-            vip,
-            "file.bin",
-            &dir.join("got.bin"),
-            Mode::Octet,
-            Opts::default(),
-        );
-        cmd.args(["--max-time", "3"]);
-        let out = svc.lab.run_in("client", cmd, stdin);
-        assert!(
-            !out.status.success(),
-            "curl got the file in the default mode:\n{}",
-            out.text()
-        );
-        eprintln!(
-            "curl in the default mode ({}): {}",
-            out.status,
-            out.text().trim()
-        );
-    }
+    let kinds = [Kind::Curl, Kind::Hpa, Kind::Atftp, Kind::Busybox];
+    let tools: Vec<_> = kinds.iter().filter_map(|k| k.require()).collect();
+    let outcomes: Vec<(String, bool, String)> = std::thread::scope(|s| {
+        let mut runs = Vec::new();
+        for tool in &tools {
+            for put in [false, true] {
+                let (svc, dir, local) = (&svc, &dir, &local);
+                runs.push(s.spawn(move || {
+                    let label = format!("{:?} {}", tool.kind, if put { "put" } else { "get" });
+                    let name = format!("up-{:?}.bin", tool.kind);
+                    let got = dir.join(&format!("got-{:?}.bin", tool.kind));
+                    let (cmd, stdin) = if put {
+                        tool.put_command(vip, local, &name, Mode::Octet, Opts::default())
+                    } else {
+                        tool.get_command(vip, "file.bin", &got, Mode::Octet, Opts::default())
+                    };
+                    let mut bounded = Command::new("timeout");
+                    bounded.arg("4").arg(cmd.get_program()).args(cmd.get_args());
+                    let out = svc.lab.run_in("client", bounded, stdin);
+                    let text = out.text();
+                    // tftp-hpa exits with 0 after "Transfer timed out".
+                    let failed = !out.status.success() || text.contains("timed out");
+                    let arrived = if put {
+                        svc.roots.iter().any(|r| r.join(&name).exists())
+                    } else {
+                        std::fs::read(&got).is_ok_and(|g| g == *body)
+                    };
+                    (
+                        label,
+                        failed && !arrived,
+                        format!("{}: {}", out.status, text.trim()),
+                    )
+                }));
+            }
+        }
+        for put in [false, true] {
+            let svc = &svc;
+            runs.push(s.spawn(move || {
+                let client = Client::new(vip).wait(Duration::from_millis(300)).retries(3);
+                let r = svc.lab.client("client", async move || {
+                    if put {
+                        client.put("up-emmer.bin", body).await
+                    } else {
+                        client.get("file.bin").await.map(drop)
+                    }
+                });
+                let label = format!("emmer::testing::Client {}", if put { "put" } else { "get" });
+                (
+                    label,
+                    matches!(r, Err(ClientError::Timeout)),
+                    format!("{r:?}"),
+                )
+            }));
+        }
+        runs.into_iter()
+            .map(|r| r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let took = start.elapsed();
     // The replicas did answer: from their own address, dropped.
     let dropped = svc
         .lab
         .counter("client", &["inet", "emmer_client"], "from_replicas_dropped");
     eprintln!(
-        "default mode: get and put timed out after {:.2?}; the client's firewall dropped {dropped} \
-         datagrams from the replicas' own addresses",
-        start.elapsed()
+        "default mode, {} transfers through {vip} at once, all over after {took:.2?}; the client's \
+         firewall dropped {dropped} datagrams from the replicas' own addresses:",
+        outcomes.len()
+    );
+    for (label, failed, said) in &outcomes {
+        let said = said.lines().last().unwrap_or_default();
+        eprintln!(
+            "  {label}: {}; {said}",
+            if *failed { "failed" } else { "SUCCEEDED" }
+        );
+    }
+    let passed: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, failed, _)| !failed)
+        .map(|(label, _, _)| label.as_str())
+        .collect();
+    assert!(
+        passed.is_empty(),
+        "in the default mode these got through: {passed:?}"
     );
     assert!(
         dropped > 0,
         "the replicas' replies never reached the client's firewall"
     );
-    assert!(!svc.roots.iter().any(|r| r.join("up.bin").exists()));
 }
 
 // ---------------------------------------------------------------------------
