@@ -32,6 +32,9 @@
 //! - [`http`]: the same routes over HTTP with curl and wget: GET, HEAD,
 //!   ranges, PUT, statuses, limits, keep-alive, slow clients, one handler
 //!   answering both transports.
+//! - [`replicas`]: deploying in the kernel's datapath (namespaces, veth,
+//!   nftables; root only): two replicas behind a DNAT'd VIP and a stateful
+//!   client firewall, a multi-homed server, broadcast requests, dual stack.
 
 mod api;
 mod clients;
@@ -46,6 +49,8 @@ mod interop;
 mod loss;
 mod netns;
 mod policy;
+#[cfg(target_os = "linux")]
+mod replicas;
 mod serve_dir;
 mod shared;
 mod sim;

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use super::support::{Output, run, which};
 
 /// How long a setup command (`ip`, `nft`) may take.
-const SETUP_LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const SETUP_LIMIT: Duration = Duration::from_secs(20);
 
 /// The port of the datagrams that check the tracer is listening; the link
 /// passes them before any counter or loss rule.
@@ -73,12 +73,20 @@ pub(crate) struct Loss {
 }
 
 /// Whether failures to set up are fatal: `CI` set to anything but `false`.
-fn under_ci() -> bool {
+pub(crate) fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
 }
 
+/// Says why a namespace test is skipped, or fails with it under CI.
+pub(crate) fn skip(why: &str) {
+    if under_ci() {
+        panic!("{why}; CI runs as root with iproute2 and nftables installed");
+    }
+    eprintln!("skipped: {why}");
+}
+
 /// Why namespaces cannot be built here, or `None` when they can.
-fn unavailable() -> Option<String> {
+pub(crate) fn unavailable() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     // "Uid: real effective saved fs"
     let euid = status
@@ -100,18 +108,23 @@ fn unavailable() -> Option<String> {
 
 /// The serve_dir example built next to this test binary.
 fn serve_dir_binary() -> Result<PathBuf, String> {
+    example_binary("serve_dir")
+}
+
+/// An example program built next to this test binary.
+pub(crate) fn example_binary(name: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("no current executable: {e}"))?;
-    // target/<profile>/deps/main-<hash> → target/<profile>/examples/serve_dir
+    // target/<profile>/deps/main-<hash> → target/<profile>/examples/<name>
     let bin = exe
         .parent()
         .and_then(Path::parent)
-        .map(|p| p.join("examples").join("serve_dir"))
+        .map(|p| p.join("examples").join(name))
         .ok_or("no target directory")?;
     if bin.is_file() {
         Ok(bin)
     } else {
         Err(format!(
-            "{} not built (`cargo test --workspace` builds it; or `cargo build --example serve_dir`)",
+            "{} not built (`cargo test --workspace` builds it; or `cargo build --example {name}`)",
             bin.display()
         ))
     }
@@ -119,7 +132,7 @@ fn serve_dir_binary() -> Result<PathBuf, String> {
 
 /// Runs a setup command and panics with its output when it fails.
 #[track_caller]
-fn must(args: &[&str], input: Option<&str>) -> Output {
+pub(crate) fn must(args: &[&str], input: Option<&str>) -> Output {
     let mut cmd = Command::new(args[0]);
     cmd.args(&args[1..]);
     let out = run(cmd, input.map(|s| s.as_bytes().to_vec()), SETUP_LIMIT);
@@ -129,7 +142,7 @@ fn must(args: &[&str], input: Option<&str>) -> Output {
 
 /// Runs a clean-up command, ignoring failure, bounded, never panicking (it
 /// runs in `Drop`, maybe while a test unwinds).
-fn quietly(args: &[&str]) {
+pub(crate) fn quietly(args: &[&str]) {
     let Ok(mut child) = Command::new(args[0])
         .args(&args[1..])
         .stdin(Stdio::null())
@@ -205,14 +218,8 @@ impl LossyNet {
     /// When a later setup command fails: the machine can make namespaces,
     /// so that is a bug here.
     pub(crate) fn create(loss: Loss) -> Option<Self> {
-        let skip = |why: String| {
-            if under_ci() {
-                panic!("{why}; CI runs as root with iproute2 and nftables installed");
-            }
-            eprintln!("skipped: {why}");
-        };
         if let Some(why) = unavailable() {
-            skip(why);
+            skip(&why);
             return None;
         }
         static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -247,7 +254,7 @@ impl LossyNet {
         cmd.args(["netns", "add", &net.name]);
         let out = run(cmd, None, SETUP_LIMIT);
         if !out.status.success() {
-            skip(format!(
+            skip(&format!(
                 "cannot create a network namespace ({}): {}",
                 out.status,
                 out.text().trim()
