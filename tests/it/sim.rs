@@ -84,3 +84,48 @@ async fn a_scripted_lost_oack_costs_the_clients_wait() {
         "recovered after {took:?}: the client's 300 ms, not the server's 1 s"
     );
 }
+
+/// The first DATA of an upload lost: the server sends its OACK again, the
+/// client sends DATA 1 again, and every byte is stored, block 1 included.
+#[tokio::test(start_paused = true)]
+async fn an_upload_whose_first_data_is_lost_is_stored_whole() {
+    let mut lost = false;
+    let net = SimNet::new().drop_if(move |d| {
+        let data_1 = d.bytes.starts_with(&[0, 3, 0, 1]) && !lost;
+        lost |= data_1;
+        data_1
+    });
+    let stored = Arc::new(Mutex::new(None));
+    let server = TestServer::start_on(app(Vec::new(), stored.clone()), &net).await;
+    let body = noise(5000, 3);
+    // The server's timer (1 s) fires before the client's (3 s): the OACK
+    // goes again, and the client answers it with DATA 1.
+    let client = server.client().blksize(512).wait(Duration::from_secs(3));
+    client.put("up", &body).await.unwrap();
+    assert_eq!(net.stats().lost, 1);
+    assert_eq!(stored.lock().unwrap().as_deref(), Some(&body[..]));
+}
+
+/// The same with a streaming handler that saves the upload to a file.
+#[tokio::test(start_paused = true)]
+async fn a_streamed_upload_whose_first_data_is_lost_is_saved_whole() {
+    let mut lost = false;
+    let net = SimNet::new().drop_if(move |d| {
+        let data_1 = d.bytes.starts_with(&[0, 3, 0, 1]) && !lost;
+        lost |= data_1;
+        data_1
+    });
+    let dir = super::support::TempDir::new("sim-stream");
+    let target = dir.join("up.bin");
+    let to = target.clone();
+    let app = App::empty().route_upload("up", move |_: Request, up: emmer::Upload| {
+        let to = to.clone();
+        async move { up.save_atomic(&to).fsync(false).await.map(drop) }
+    });
+    let server = TestServer::start_on(app, &net).await;
+    let body = noise(5000, 4);
+    let client = server.client().blksize(512).wait(Duration::from_secs(3));
+    client.put("up", &body).await.unwrap();
+    assert_eq!(net.stats().lost, 1);
+    assert_eq!(std::fs::read(&target).unwrap(), body);
+}
