@@ -13,11 +13,12 @@ start_server() { # name port
     local in_ns=()
     [[ -n ${NETNS:-} ]] && in_ns=(ip netns exec "$NETNS")
     case $name in
-    emmer | emmer-nofsync)
-        local flags=()
+    emmer | emmer-nofsync | emmer-single)
+        local flags=() ports=ephemeral
         [[ $name == emmer-nofsync ]] && flags=(--no-fsync)
+        [[ $name == emmer-single ]] && ports=single
         # Logs at warn: the peers do not log each transfer either.
-        RUST_LOG=warn EMMER_MAX_UPLOAD=1073741824 \
+        RUST_LOG=warn EMMER_MAX_UPLOAD=1073741824 EMMER_PORTS=$ports \
             "${in_ns[@]}" "$SERVE_DIR" "$DIR" --host "$host" --port "$port" "${flags[@]}" \
             2>>"$OUT.emmer.log" &
         ;;

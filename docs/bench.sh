@@ -53,72 +53,9 @@ $BENCH gen --dir "$DIR" --file big.bin --size "$BIG" --seed "$SEED"
 $BENCH gen --dir "$DIR" --file lockstep.bin --size "$LOCKSTEP" --seed "$SEED"
 $BENCH gen --dir "$DIR" --file small.bin --size "$SMALL" --seed "$SEED"
 
-PID=
-start_server() { # name port
-    local name=$1 port=$2
-    case $name in
-    emmer | emmer-nofsync | emmer-single)
-        local flags=() ports=ephemeral
-        [[ $name == emmer-nofsync ]] && flags=(--no-fsync)
-        [[ $name == emmer-single ]] && ports=single
-        # Logs at warn: the peers do not log each transfer either.
-        RUST_LOG=warn EMMER_MAX_UPLOAD=1073741824 EMMER_PORTS=$ports \
-            "$SERVE_DIR" "$DIR" --host 127.0.0.1 --port "$port" "${flags[@]}" 2>>"$OUT.emmer.log" &
-        ;;
-    tftp-hpa)
-        [[ -x $IN_TFTPD ]] || return 1
-        "$IN_TFTPD" --foreground --secure --create --permissive --user root \
-            --address "127.0.0.1:$port" "$DIR" &
-        ;;
-    atftpd)
-        [[ -x $ATFTPD ]] || return 1
-        # --maxthread: the default of 100 would refuse most of a storm.
-        "$ATFTPD" --daemon --no-fork --user root --group root --port "$port" \
-            --bind-address 127.0.0.1 --logfile /dev/null --maxthread 2000 "$DIR" &
-        ;;
-    rs-tftpd)
-        [[ -x $RS_TFTPD ]] || return 1
-        "$RS_TFTPD" -i 127.0.0.1 -p "$port" -d "$DIR" --overwrite -q -q >/dev/null 2>&1 &
-        ;;
-    esac
-    PID=$!
-    # Ready when a small read goes through.
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        if timeout 5 "$BENCH" read --server "127.0.0.1:$port" --file small.bin \
-            --expect-size "$SMALL" --seed "$SEED" --time-limit 2 --retries 1 >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.3
-    done
-    echo "bench.sh: $name did not answer on port $port" >&2
-    stop_server
-    return 1
-}
-
-stop_server() {
-    [[ -n $PID ]] || return 0
-    kill "$PID" 2>/dev/null || true
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -9 "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-    PID=
-}
+# The servers, one bench run (shared with docs/bench-loss.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 trap stop_server EXIT
-
-# run NAME SCENARIO TIMEOUT BENCH-ARGS...: appends "scenario=... RESULT-fields".
-run() {
-    local name=$1 scenario=$2 limit=$3
-    shift 3
-    local line
-    line=$(timeout $((limit + 30)) "$BENCH" "$@" --label "$name" --pid "$PID" \
-        --seed "$SEED" --time-limit "$limit" | grep '^RESULT' || true)
-    [[ -n $line ]] || line="RESULT op=? error=\"bench was killed after $((limit + 30)) s\""
-    line=${line#RESULT }
-    echo "scenario=$scenario server=$name ${line/server=$name /}" | tee -a "$OUT"
-}
 
 port=$PORT_BASE
 for name in $SERVERS; do
